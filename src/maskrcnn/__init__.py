@@ -1,0 +1,36 @@
+"""maskrcnn: Mask R-CNN instance segmentation in modern PyTorch, with matterport's API.
+
+    from maskrcnn import Config, MaskRCNN
+"""
+
+from __future__ import annotations
+
+from .config import Config, TorchvisionConfig
+from .errors import ConfigError, DatasetError, ImageError, MaskRCNNError, WeightsError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "TorchvisionConfig",
+    "MaskRCNN",
+    "Dataset",
+    "MaskRCNNError",
+    "ConfigError",
+    "DatasetError",
+    "ImageError",
+    "WeightsError",
+]
+
+
+def __getattr__(name: str):
+    # Heavy modules load on first use, so `import maskrcnn` stays fast for the CLI.
+    if name == "MaskRCNN":
+        from .model.maskrcnn import MaskRCNN
+
+        return MaskRCNN
+    if name == "Dataset":
+        from .data.dataset import Dataset
+
+        return Dataset
+    raise AttributeError(f"module 'maskrcnn' has no attribute {name!r}")

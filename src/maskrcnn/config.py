@@ -1,0 +1,378 @@
+"""Configuration with matterport's attribute names, defaults and meaning.
+
+Subclass and override class attributes, exactly as in the tutorial::
+
+    class BalloonConfig(Config):
+        NAME = "balloon"
+        NUM_CLASSES = 1 + 1
+        IMAGES_PER_GPU = 2
+
+The Config is an adapter: modules of :mod:`maskrcnn.model` take plain keyword
+arguments, and :mod:`maskrcnn.model.build` turns a Config into them. Derived
+values (``BATCH_SIZE``, ``IMAGE_SHAPE``, ``IMAGE_META_SIZE``) are computed on
+construction; :meth:`Config.validate` explains what is wrong and what would be right.
+
+Conventions that differ from matterport are documented on the attribute:
+``RPN_ANCHOR_RATIOS`` is width/height (matterport's meaning), ``MEAN_PIXEL`` and
+``PIXEL_STD`` act on 0-255 RGB pixels, and images are padded at the bottom/right.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+
+RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+NORMS = ("frozen_bn", "bn", "gn")
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+_DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
+
+
+class Config:
+    """Base configuration. Override attributes in a subclass or with keyword arguments.
+
+    ``Config(NUM_CLASSES=3)`` overrides on the instance; unknown names are refused
+    with the nearest known name.
+    """
+
+    # --- identity and batch -------------------------------------------------------
+    NAME: str | None = None  # Override in sub-classes
+    GPU_COUNT = 1
+    IMAGES_PER_GPU = 2
+    STEPS_PER_EPOCH = 1000
+    VALIDATION_STEPS = 50
+
+    # --- backbone and FPN ---------------------------------------------------------
+    BACKBONE = "resnet101"  # resnet18 | resnet34 | resnet50 | resnet101
+    BACKBONE_STRIDES = [4, 8, 16, 32, 64]  # P2..P6
+    BACKBONE_NORM: str | None = None  # None: "frozen_bn" unless TRAIN_BN, then "bn"; or "gn"
+    FPN_CLASSIF_FC_LAYERS_SIZE = 1024  # width of the box head's two fully connected layers
+    TOP_DOWN_PYRAMID_SIZE = 256  # FPN channels (also the RPN head's)
+    NUM_CLASSES = 1  # background + classes
+
+    # --- RPN ----------------------------------------------------------------------
+    RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)  # one side length per level P2..P6, pixels
+    RPN_ANCHOR_RATIOS = [0.5, 1, 2]  # width / height
+    RPN_ANCHOR_STRIDE = 1  # anchors at every feature-map cell (1) or every other (2)
+    RPN_NMS_THRESHOLD = 0.7
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 256
+    RPN_POSITIVE_IOU = 0.7
+    RPN_NEGATIVE_IOU = 0.3
+    PRE_NMS_LIMIT = 6000  # top anchors kept before NMS (training; inference too unless set below)
+    PRE_NMS_LIMIT_INFERENCE: int | None = None  # None: same as PRE_NMS_LIMIT
+    RPN_NMS_PER_LEVEL = False  # False: one top-k + NMS over all levels (matterport); True: per level (torchvision)
+    RPN_MIN_SIZE = 1e-3  # proposals with a side below this (pixels) are dropped
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+
+    # --- masks ----------------------------------------------------------------------
+    USE_MINI_MASK = True
+    MINI_MASK_SHAPE = (56, 56)  # (height, width) of the mini-mask
+
+    # --- input images ---------------------------------------------------------------
+    IMAGE_RESIZE_MODE = "square"  # none | square | pad64 | crop | shortest_edge
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1024
+    IMAGE_MIN_SCALE = 0
+    IMAGE_CHANNEL_COUNT = 3
+    MEAN_PIXEL = [123.7, 116.8, 103.9]  # RGB, 0-255
+    PIXEL_STD = [1.0, 1.0, 1.0]  # RGB, 0-255 units; matterport divides by nothing
+    IMAGE_PAD_DIVISOR = 32  # a batch is padded to a multiple of this
+
+    # --- ROI heads --------------------------------------------------------------------
+    TRAIN_ROIS_PER_IMAGE = 200
+    ROI_POSITIVE_RATIO = 0.33
+    ROI_POSITIVE_IOU = 0.5
+    ROI_NEGATIVE_IOU = 0.5
+    POOL_SIZE = 7
+    MASK_POOL_SIZE = 14
+    MASK_SHAPE = [28, 28]
+    ROI_ALIGN_SAMPLING_RATIO = 2
+    ROI_ALIGN_ALIGNED = False
+    MASK_HEAD_CONV_CHANNELS = 256
+    MASK_HEAD_NUM_CONVS = 4
+    MAX_GT_INSTANCES = 100
+    RPN_BBOX_STD_DEV = [0.1, 0.1, 0.2, 0.2]  # (dy, dx, dh, dw) matterport order; box coder weights are 1/std
+    BBOX_STD_DEV = [0.1, 0.1, 0.2, 0.2]
+
+    # --- detection --------------------------------------------------------------------
+    DETECTION_MAX_INSTANCES = 100
+    DETECTION_MIN_CONFIDENCE = 0.7
+    DETECTION_NMS_THRESHOLD = 0.3
+    DETECTION_MIN_SIZE = 1e-2
+    MASK_THRESHOLD = 0.5
+
+    # --- training ---------------------------------------------------------------------
+    LEARNING_RATE = 0.001
+    LEARNING_MOMENTUM = 0.9
+    WEIGHT_DECAY = 0.0001
+    LOSS_WEIGHTS = {
+        "rpn_class_loss": 1.0,
+        "rpn_bbox_loss": 1.0,
+        "mrcnn_class_loss": 1.0,
+        "mrcnn_bbox_loss": 1.0,
+        "mrcnn_mask_loss": 1.0,
+    }
+    USE_RPN_ROIS = True
+    TRAIN_BN = False
+    GRADIENT_CLIP_NORM = 5.0
+
+    def __init__(self, **overrides: Any) -> None:
+        for key, value in overrides.items():
+            if key in _DERIVED:
+                raise ConfigError(f"{key} is derived from other attributes and cannot be set")
+            if not _is_attribute(type(self), key):
+                raise ConfigError(_unknown_message(type(self), key, "Config"))
+            setattr(self, key, value)
+        # Class-level lists and dicts would be shared between instances: copy them.
+        for key in self.attribute_names():
+            setattr(self, key, copy.deepcopy(getattr(self, key)))
+        self._derive()
+
+    # ------------------------------------------------------------------ derived values
+    def _derive(self) -> None:
+        self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
+        if self.IMAGE_RESIZE_MODE == "crop":
+            side = self.IMAGE_MIN_DIM
+        else:
+            side = self.IMAGE_MAX_DIM
+        self.IMAGE_SHAPE = np.array([side, side, self.IMAGE_CHANNEL_COUNT])
+        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+
+    @property
+    def backbone_norm(self) -> str:
+        """The backbone's normalization: BACKBONE_NORM, or what TRAIN_BN implies."""
+        if self.BACKBONE_NORM is not None:
+            return self.BACKBONE_NORM
+        return "bn" if self.TRAIN_BN else "frozen_bn"
+
+    @property
+    def pre_nms_limit_inference(self) -> int:
+        return self.PRE_NMS_LIMIT if self.PRE_NMS_LIMIT_INFERENCE is None else self.PRE_NMS_LIMIT_INFERENCE
+
+    # ------------------------------------------------------------------ introspection
+    @classmethod
+    def attribute_names(cls) -> list[str]:
+        """All configurable attribute names (upper case, not derived), sorted."""
+        names = set()
+        for klass in cls.__mro__:
+            for key in vars(klass):
+                if key.isupper() and key not in _DERIVED and not key.startswith("_"):
+                    names.add(key)
+        return sorted(names)
+
+    def to_dict(self, derived: bool = False) -> dict[str, Any]:
+        """Plain JSON/YAML-serializable values (tuples and arrays become lists)."""
+        keys = self.attribute_names() + (list(_DERIVED) if derived else [])
+        return {key: _plain(getattr(self, key)) for key in keys}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "dict") -> "Config":
+        """A config of this class with ``values`` overriding the defaults.
+
+        Derived keys present in ``values`` are ignored (they are recomputed);
+        unknown keys raise :class:`ConfigError` naming ``source``.
+        """
+        clean = {}
+        for key, value in values.items():
+            if key in _DERIVED:
+                continue
+            if not _is_attribute(cls, key):
+                raise ConfigError(_unknown_message(cls, key, source))
+            default = getattr(cls, key)
+            if isinstance(default, tuple) and isinstance(value, list):
+                value = tuple(value)
+            clean[key] = value
+        return cls(**clean)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Config":
+        import yaml
+
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of ATTRIBUTE: value, got {type(values).__name__}")
+        return cls.from_dict(values, source=str(path))
+
+    def copy(self, **overrides: Any) -> "Config":
+        values = self.to_dict()
+        values.update(overrides)
+        return type(self).from_dict(values)
+
+    def display(self) -> str:
+        """Print and return the configuration values, matterport style."""
+        lines = ["Configurations:"]
+        for key, value in self.to_dict(derived=True).items():
+            lines.append(f"{key:30} {value}")
+        text = "\n".join(lines)
+        print(text + "\n")
+        return text
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Config":
+        """Check every value; raise :class:`ConfigError` saying what is wrong and what would be right."""
+        problems: list[str] = []
+
+        def need(cond: bool, message: str) -> None:
+            if not cond:
+                problems.append(message)
+
+        need(isinstance(self.NUM_CLASSES, int) and self.NUM_CLASSES >= 2,
+             f"NUM_CLASSES={self.NUM_CLASSES!r}: it counts the background too, so it must be an integer >= 2 "
+             f"(1 + the number of object classes, e.g. NUM_CLASSES = 1 + 1 for balloons)")
+        need(self.BACKBONE in BACKBONES, f"BACKBONE={self.BACKBONE!r}: choose one of {', '.join(BACKBONES)}")
+        need(self.backbone_norm in NORMS, f"BACKBONE_NORM={self.BACKBONE_NORM!r}: choose one of {', '.join(NORMS)}")
+        need(list(self.BACKBONE_STRIDES) == [4, 8, 16, 32, 64],
+             f"BACKBONE_STRIDES={self.BACKBONE_STRIDES!r}: the ResNet-FPN has strides [4, 8, 16, 32, 64]")
+        need(len(self.RPN_ANCHOR_SCALES) == len(self.BACKBONE_STRIDES),
+             f"RPN_ANCHOR_SCALES has {len(self.RPN_ANCHOR_SCALES)} values; give one per pyramid level "
+             f"({len(self.BACKBONE_STRIDES)}, for P2..P6)")
+        need(len(self.RPN_ANCHOR_RATIOS) >= 1 and all(r > 0 for r in self.RPN_ANCHOR_RATIOS),
+             f"RPN_ANCHOR_RATIOS={self.RPN_ANCHOR_RATIOS!r}: give positive width/height ratios, e.g. [0.5, 1, 2]")
+        need(self.RPN_ANCHOR_STRIDE in (1, 2, 4), f"RPN_ANCHOR_STRIDE={self.RPN_ANCHOR_STRIDE!r}: use 1 (or 2, 4)")
+        for key in ("RPN_NMS_THRESHOLD", "DETECTION_NMS_THRESHOLD", "ROI_POSITIVE_RATIO",
+                    "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU", "ROI_POSITIVE_IOU", "ROI_NEGATIVE_IOU", "MASK_THRESHOLD"):
+            value = getattr(self, key)
+            need(0.0 < value <= 1.0, f"{key}={value!r}: must be in (0, 1]")
+        need(0.0 <= self.DETECTION_MIN_CONFIDENCE < 1.0,
+             f"DETECTION_MIN_CONFIDENCE={self.DETECTION_MIN_CONFIDENCE!r}: must be in [0, 1)")
+        need(self.RPN_NEGATIVE_IOU <= self.RPN_POSITIVE_IOU,
+             f"RPN_NEGATIVE_IOU={self.RPN_NEGATIVE_IOU} must not exceed RPN_POSITIVE_IOU={self.RPN_POSITIVE_IOU}")
+        for key in ("IMAGES_PER_GPU", "GPU_COUNT", "STEPS_PER_EPOCH", "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
+                    "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE", "TRAIN_ROIS_PER_IMAGE", "POOL_SIZE",
+                    "MASK_POOL_SIZE", "MAX_GT_INSTANCES", "DETECTION_MAX_INSTANCES", "TOP_DOWN_PYRAMID_SIZE",
+                    "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CONV_CHANNELS", "IMAGE_PAD_DIVISOR"):
+            value = getattr(self, key)
+            need(isinstance(value, int) and value >= 1, f"{key}={value!r}: must be a positive integer")
+        need(self.MASK_HEAD_NUM_CONVS >= 0, f"MASK_HEAD_NUM_CONVS={self.MASK_HEAD_NUM_CONVS!r}: must be >= 0")
+        need(list(self.MASK_SHAPE) == [2 * self.MASK_POOL_SIZE] * 2,
+             f"MASK_SHAPE={list(self.MASK_SHAPE)!r}: the mask head upsamples MASK_POOL_SIZE={self.MASK_POOL_SIZE} "
+             f"by 2, so MASK_SHAPE must be [{2 * self.MASK_POOL_SIZE}, {2 * self.MASK_POOL_SIZE}]")
+        need(len(self.MINI_MASK_SHAPE) == 2 and min(self.MINI_MASK_SHAPE) >= 1,
+             f"MINI_MASK_SHAPE={self.MINI_MASK_SHAPE!r}: give (height, width), e.g. (56, 56)")
+        need(self.IMAGE_RESIZE_MODE in RESIZE_MODES,
+             f"IMAGE_RESIZE_MODE={self.IMAGE_RESIZE_MODE!r}: choose one of {', '.join(RESIZE_MODES)}")
+        if self.IMAGE_RESIZE_MODE in ("square", "crop"):
+            side_key = "IMAGE_MAX_DIM" if self.IMAGE_RESIZE_MODE == "square" else "IMAGE_MIN_DIM"
+            side = getattr(self, side_key)
+            if side % 64:
+                problems.append(
+                    f"{side_key}={side}: in {self.IMAGE_RESIZE_MODE!r} mode it must be a multiple of 64 so that "
+                    f"P2..P6 align (try {max(64, 64 * round(side / 64))})")
+        if self.IMAGE_RESIZE_MODE in ("square", "shortest_edge"):
+            need(self.IMAGE_MIN_DIM <= self.IMAGE_MAX_DIM,
+                 f"IMAGE_MIN_DIM={self.IMAGE_MIN_DIM} exceeds IMAGE_MAX_DIM={self.IMAGE_MAX_DIM}")
+        need(self.IMAGE_CHANNEL_COUNT == 3,
+             f"IMAGE_CHANNEL_COUNT={self.IMAGE_CHANNEL_COUNT}: only 3-channel RGB input is supported")
+        for key in ("MEAN_PIXEL", "PIXEL_STD"):
+            value = list(getattr(self, key))
+            need(len(value) == self.IMAGE_CHANNEL_COUNT,
+                 f"{key} has {len(value)} values; give one per channel ({self.IMAGE_CHANNEL_COUNT})")
+        need(all(s > 0 for s in self.PIXEL_STD), f"PIXEL_STD={self.PIXEL_STD!r}: values must be positive")
+        for key in ("RPN_BBOX_STD_DEV", "BBOX_STD_DEV"):
+            value = list(getattr(self, key))
+            need(len(value) == 4 and all(v > 0 for v in value), f"{key}={value!r}: give 4 positive values")
+        if not isinstance(self.LOSS_WEIGHTS, dict):
+            problems.append(f"LOSS_WEIGHTS={self.LOSS_WEIGHTS!r}: give a dict with keys {', '.join(LOSS_NAMES)}")
+        else:
+            for key in self.LOSS_WEIGHTS:
+                if key not in LOSS_NAMES:
+                    close = difflib.get_close_matches(key, LOSS_NAMES, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(LOSS_NAMES)}"
+                    problems.append(f"LOSS_WEIGHTS has an unknown loss {key!r}{hint}")
+        need(self.LEARNING_RATE > 0 and math.isfinite(self.LEARNING_RATE),
+             f"LEARNING_RATE={self.LEARNING_RATE!r}: must be a positive number")
+        need(self.GRADIENT_CLIP_NORM is None or self.GRADIENT_CLIP_NORM > 0,
+             f"GRADIENT_CLIP_NORM={self.GRADIENT_CLIP_NORM!r}: must be positive (or None for no clipping)")
+        if problems:
+            name = self.NAME or type(self).__name__
+            raise ConfigError(f"invalid configuration {name!r}:\n  - " + "\n  - ".join(problems))
+        return self
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} NAME={self.NAME!r} NUM_CLASSES={self.NUM_CLASSES} BACKBONE={self.BACKBONE!r}>"
+
+
+class TorchvisionConfig(Config):
+    """Every convention of torchvision's ``maskrcnn_resnet50_fpn`` (COCO, 91 classes).
+
+    Resize shortest edge to 800 (longest at most 1333) with ImageNet normalization,
+    batch padding to 32; anchors 32..512 with torchvision's ratio order; RPN top-k
+    and NMS per level (2000/1000 before NMS, 2000/1000 after); box coder weights
+    (1, 1, 1, 1) for the RPN and (10, 10, 5, 5) for the heads; ROIAlign with
+    sampling ratio 2, not aligned; 512 ROIs at 25% positives; detections above
+    0.05 after per-class NMS at 0.5, at most 100; full-size (not mini) masks.
+    """
+
+    NAME = "torchvision_coco"
+    NUM_CLASSES = 91
+    BACKBONE = "resnet50"
+    IMAGE_RESIZE_MODE = "shortest_edge"
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1333
+    MEAN_PIXEL = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+    PIXEL_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
+    IMAGE_PAD_DIVISOR = 32
+    RPN_ANCHOR_RATIOS = [2.0, 1.0, 0.5]  # torchvision's (0.5, 1, 2) are height/width
+    PRE_NMS_LIMIT = 2000
+    PRE_NMS_LIMIT_INFERENCE = 1000
+    RPN_NMS_PER_LEVEL = True
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+    RPN_BBOX_STD_DEV = [1.0, 1.0, 1.0, 1.0]
+    BBOX_STD_DEV = [0.1, 0.1, 0.2, 0.2]
+    TRAIN_ROIS_PER_IMAGE = 512
+    ROI_POSITIVE_RATIO = 0.25
+    USE_MINI_MASK = False
+    DETECTION_MIN_CONFIDENCE = 0.05
+    DETECTION_NMS_THRESHOLD = 0.5
+    DETECTION_MAX_INSTANCES = 100
+
+
+# ---------------------------------------------------------------------- helpers
+def _is_attribute(cls: type, key: str) -> bool:
+    return key in cls.attribute_names()
+
+
+def _unknown_message(cls: type, key: str, source: str) -> str:
+    close = difflib.get_close_matches(key, cls.attribute_names(), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "see Config.attribute_names() for the known ones"
+    return f"{source}: unknown config attribute {key!r}; {hint}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
