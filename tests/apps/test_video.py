@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskrcnn.apps import video as video_mod
+from maskrcnn.apps import video_io as video_mod
 from maskrcnn.apps.splash import color_splash, detect_and_color_splash
 from maskrcnn.apps.video import (
     VideoWriter,
