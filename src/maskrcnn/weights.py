@@ -1,0 +1,359 @@
+"""Checkpoint formats: ours, torchvision's Mask R-CNN (COCO), torchvision's ImageNet ResNets.
+
+:func:`load_weights(model, source, exclude=None, strict=True)` reads ``source`` — a file
+path, or the names ``"coco"`` / ``"imagenet"`` — always with
+``torch.load(path, map_location="cpu", weights_only=True)``, recognizes its format,
+maps its keys to this package's module tree and loads it, returning a
+:class:`LoadReport` (loaded, skipped, missing keys). Formats:
+
+* ours (``{"format": "maskrcnn", "model": state_dict, ...}``, written by ``MaskRCNN.save``);
+* torchvision ``maskrcnn_resnet50_fpn`` state dicts (keys ``backbone.fpn.inner_blocks.i.0.*``,
+  ``rpn.head.conv.0.0.*``, ``roi_heads.mask_head.i.0.*`` are renamed; BatchNorm's
+  ``num_batches_tracked`` dropped where our norm has none). torchvision's COCO v1 file was
+  trained with FrozenBatchNorm eps 0, so loading it (by name or by its file name) sets eps 0
+  like torchvision does. The **v2** model (``maskrcnn_resnet50_fpn_v2``: BatchNorm in the FPN,
+  two RPN convs, a conv box head) is recognized and refused with an explanation: its heads have
+  no counterpart in this architecture;
+* torchvision ImageNet ResNet classification state dicts: loaded into ``backbone.body``
+  (``fc.*`` dropped); everything else is reported missing, as expected.
+
+Anything else — a file that would run code when unpickled, random bytes, a classification
+model of another depth, a ResNet-101 Mask R-CNN into a ResNet-50 model — raises one
+:class:`~maskrcnn.errors.WeightsError` naming the file and the first mismatched keys.
+
+Class-specific layers (``roi_heads.box_predictor.cls_score``, ``.bbox_pred``,
+``roi_heads.mask_predictor.mask_fcn_logits``) of a checkpoint with another NUM_CLASSES are
+skipped with ``exclude="class_specific"`` (or a list of key prefixes, matterport's names
+``mrcnn_class_logits``, ``mrcnn_bbox_fc``, ``mrcnn_bbox``, ``mrcnn_mask`` accepted);
+without it the error says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import WeightsError
+
+log = logging.getLogger(__name__)
+
+COCO_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+COCO_V2_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"
+IMAGENET_URLS = {
+    18: "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    34: "https://download.pytorch.org/models/resnet34-b627a593.pth",
+    50: "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    101: "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+}
+CLASS_SPECIFIC = (
+    "roi_heads.box_predictor.cls_score.",
+    "roi_heads.box_predictor.bbox_pred.",
+    "roi_heads.mask_predictor.mask_fcn_logits.",
+)
+MATTERPORT_NAMES = {
+    "mrcnn_class_logits": ("roi_heads.box_predictor.cls_score.",),
+    "mrcnn_bbox_fc": ("roi_heads.box_predictor.bbox_pred.",),
+    "mrcnn_bbox": ("roi_heads.box_predictor.bbox_pred.",),
+    "mrcnn_mask": ("roi_heads.mask_predictor.mask_fcn_logits.",),
+}
+_SHOW = 5  # mismatched keys listed in an error
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did: keys loaded, skipped on request, and left at their initial values."""
+
+    source: str
+    format: str
+    loaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.source}: {self.format} checkpoint, loaded {len(self.loaded)} tensors"]
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} (excluded): {', '.join(self.skipped)}")
+        if self.missing:
+            lines.append(f"  not in the checkpoint ({len(self.missing)}, left as initialized): "
+                         f"{_short(self.missing)}")
+        lines.extend(f"  {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- reading files
+def cache_path(url: str) -> Path:
+    """Where a downloaded file lives: ``<torch hub dir>/checkpoints/<file name>`` (torch.hub's cache)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def fetch(url: str) -> Path:
+    """The cached file of ``url``, downloaded once; offline, a WeightsError says where to put it."""
+    path = cache_path(url)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, OSError, timeouts
+        raise WeightsError(
+            f"cannot download {os.path.basename(url)} from {url} ({type(exc).__name__}: {exc}); "
+            f"download it elsewhere and place it at {path}") from None
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with one clear error per failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" etc.
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        code = _pickle_code(path) if "GLOBAL" not in text else None
+        if "GLOBAL" in text or code:
+            match = re.search(r"GLOBAL (\S+)", text)
+            what = f" ({match.group(1) if match else code})"
+            raise WeightsError(
+                f"{path}: refused — the file holds Python objects{what} that would run code when unpickled; "
+                f"only tensors and plain containers are loaded (weights_only=True)") from None
+        raise WeightsError(f"{path}: not a PyTorch checkpoint (cannot be unpickled: {_last_line(text)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise WeightsError(f"{path}: not a PyTorch checkpoint ({_last_line(str(exc))})") from None
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: expected a dict of tensors (a state_dict or a checkpoint), "
+                           f"got {type(obj).__name__}")
+    return obj
+
+
+def detect_format(obj: dict[str, Any]) -> str:
+    """``"maskrcnn"`` (ours), ``"torchvision_maskrcnn"``, ``"torchvision_maskrcnn_v2"``,
+    ``"imagenet_resnet"``, ``"state_dict"`` (already in our names) or ``"unknown"``."""
+    if obj.get("format") == "maskrcnn":
+        return "maskrcnn"
+    keys = [k for k, v in obj.items() if isinstance(v, torch.Tensor)]
+    if not keys:
+        return "unknown"
+    keyset = set(keys)
+    if any(k.startswith("backbone.body.") for k in keys):
+        v2_markers = ("rpn.head.conv.1.0.weight", "roi_heads.box_head.0.0.weight",
+                      "backbone.fpn.inner_blocks.0.1.weight")
+        if any(m in keyset for m in v2_markers):
+            return "torchvision_maskrcnn_v2"
+        if any(k.startswith(("backbone.fpn.inner_blocks.0.0.", "rpn.head.conv.0.0."))
+               for k in keys) or "rpn.head.conv.weight" in keyset and "backbone.fpn.inner_blocks.0.weight" in keyset:
+            return "torchvision_maskrcnn"
+        return "state_dict"
+    if "conv1.weight" in keyset and any(k.startswith("layer1.") for k in keys):
+        return "imagenet_resnet"
+    return "unknown"
+
+
+# ---------------------------------------------------------------------- key mapping
+_TV_RENAMES = (
+    (re.compile(r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.0\.(weight|bias)$"), r"backbone.fpn.\1.\2.\3"),
+    (re.compile(r"^rpn\.head\.conv\.0\.0\.(weight|bias)$"), r"rpn.head.conv.\1"),
+    (re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$"), r"roi_heads.mask_head.\1.\2"),
+)
+_MASK_FCN = re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$")
+
+
+def convert_torchvision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision ``maskrcnn_resnet50_fpn`` key names → ours (both current and pre-0.9 forms)."""
+    out = {}
+    for key, value in state.items():
+        new = key
+        for pattern, repl in _TV_RENAMES:
+            new = pattern.sub(repl, new)
+        match = _MASK_FCN.match(new)
+        if match:
+            new = f"roi_heads.mask_head.{int(match.group(1)) - 1}.{match.group(2)}"
+        out[new] = value
+    return out
+
+
+def convert_imagenet(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ImageNet ResNet classification keys → ``backbone.body.*`` (``fc.*`` dropped)."""
+    return {f"backbone.body.{k}": v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def exclude_prefixes(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"class_specific"``, matterport layer names or key prefixes → key prefixes of our model."""
+    if exclude is None:
+        return ()
+    items = [exclude] if isinstance(exclude, str) else list(exclude)
+    prefixes: list[str] = []
+    for item in items:
+        if item in ("class_specific", "heads"):
+            prefixes.extend(CLASS_SPECIFIC)
+        elif item in MATTERPORT_NAMES:
+            prefixes.extend(MATTERPORT_NAMES[item])
+        else:
+            prefixes.append(item)
+    return tuple(prefixes)
+
+
+# ---------------------------------------------------------------------- loading
+def load_weights(
+    model: nn.Module,
+    source: str | os.PathLike,
+    *,
+    exclude: str | Iterable[str] | None = None,
+    strict: bool = True,
+) -> LoadReport:
+    """Load ``source`` (a path, ``"coco"`` or ``"imagenet"``) into ``model`` (a ``MaskRCNN``).
+
+    Args:
+        exclude: ``"class_specific"``, matterport layer names or key prefixes to skip.
+        strict: for full-model checkpoints, refuse when model keys (not excluded) are absent from it.
+    """
+    label = str(source)
+    eps_zero = False
+    if isinstance(source, str) and source == "coco":
+        path = fetch(COCO_URL)
+        eps_zero = True
+    elif isinstance(source, str) and source == "imagenet":
+        depth = getattr(getattr(model, "backbone", None), "depth", None)
+        if depth not in IMAGENET_URLS:
+            raise WeightsError(f"imagenet: no ImageNet weights known for a backbone of depth {depth!r}")
+        path = fetch(IMAGENET_URLS[depth])
+    else:
+        path = Path(source)
+        eps_zero = path.name == os.path.basename(COCO_URL)
+    label = str(path)
+    obj = read_checkpoint(path)
+    fmt = detect_format(obj)
+    partial = False
+    if fmt == "maskrcnn":
+        state = obj.get("model")
+        if not isinstance(state, dict):
+            raise WeightsError(f"{label}: maskrcnn checkpoint without a 'model' state_dict")
+    elif fmt in ("torchvision_maskrcnn", "state_dict"):
+        state = convert_torchvision(obj)
+    elif fmt == "torchvision_maskrcnn_v2":
+        raise WeightsError(
+            f"{label}: this is torchvision's maskrcnn_resnet50_fpn_v2 checkpoint; its FPN has BatchNorm, its RPN "
+            f"head two convs and its box head four convs + BatchNorm (key 'roi_heads.box_head.0.0.weight'), "
+            f"which this architecture does not have — use the v1 weights (load_weights('coco')) instead")
+    elif fmt == "imagenet_resnet":
+        state = convert_imagenet(obj)
+        partial = True
+    else:
+        sample = ", ".join(list(obj)[:_SHOW])
+        raise WeightsError(f"{label}: not a Mask R-CNN or ResNet checkpoint (first keys: {sample or 'none'})")
+    report = _load_state(model, state, label=label, fmt=fmt, exclude=exclude, strict=strict and not partial,
+                         partial=partial)
+    config = getattr(model, "config", None)
+    if fmt == "imagenet_resnet" and config is not None and all(float(v) == 1.0 for v in config.PIXEL_STD):
+        report.notes.append("torchvision's ImageNet weights expect std-normalized input: set PIXEL_STD to "
+                            "[58.395, 57.12, 57.375] (and MEAN_PIXEL to [123.675, 116.28, 103.53])")
+    if eps_zero:
+        from .model.backbone import set_frozen_bn_eps
+
+        if set_frozen_bn_eps(model, 0.0):
+            report.notes.append("FrozenBatchNorm eps set to 0.0 (torchvision's COCO v1 weights were trained so)")
+    log.info("%s", report)
+    return report
+
+
+def _load_state(model: nn.Module, state: dict[str, Any], *, label: str, fmt: str, exclude, strict: bool,
+                partial: bool) -> LoadReport:
+    own = model.state_dict()
+    prefixes = exclude_prefixes(exclude)
+    report = LoadReport(source=label, format=fmt)
+    to_load: dict[str, torch.Tensor] = {}
+    unexpected, mismatched = [], []
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if prefixes and key.startswith(prefixes):
+            report.skipped.append(key)
+            continue
+        if key not in own:
+            if key.endswith("num_batches_tracked"):
+                continue  # BatchNorm counter; our FrozenBatchNorm/GroupNorm has none
+            unexpected.append(key)
+        elif own[key].shape != value.shape:
+            mismatched.append(f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}")
+        else:
+            to_load[key] = value
+    if unexpected or mismatched:
+        raise WeightsError(_mismatch_message(label, unexpected, mismatched, own, state))
+    considered = [k for k in own if not (partial and not k.startswith("backbone.body."))]
+    missing = [k for k in considered if k not in to_load and not (prefixes and k.startswith(prefixes))
+               and not k.endswith("num_batches_tracked")]
+    if strict and missing:
+        raise WeightsError(f"{label}: the checkpoint lacks {len(missing)} of the model's tensors "
+                           f"({_short(missing)}); is it a checkpoint of this architecture?")
+    if partial:
+        missing = [k for k in own if k not in to_load and not k.endswith("num_batches_tracked")]
+    model.load_state_dict(to_load, strict=False)
+    report.loaded = sorted(to_load)
+    report.missing = missing
+    return report
+
+
+def _mismatch_message(label: str, unexpected: list[str], mismatched: list[str], own: dict, state: dict) -> str:
+    head_only = mismatched and all(m.split(" ")[0].startswith(CLASS_SPECIFIC) for m in mismatched) and not unexpected
+    if head_only:
+        key = "roi_heads.box_predictor.cls_score.weight"
+        theirs = state[key].shape[0] if key in state else "?"
+        mine = own[key].shape[0] if key in own else "?"
+        return (f"{label}: the checkpoint was trained for NUM_CLASSES={theirs} but the model has "
+                f"NUM_CLASSES={mine}; its class-specific layers ({', '.join(p.rstrip('.') for p in CLASS_SPECIFIC)}) "
+                f"do not fit. Load with exclude='class_specific' to skip them and train them from scratch "
+                f"(matterport: exclude=['mrcnn_class_logits', 'mrcnn_bbox_fc', 'mrcnn_bbox', 'mrcnn_mask'])")
+    parts = [f"{label}: checkpoint does not match the model's architecture"]
+    if mismatched:
+        parts.append(f"{len(mismatched)} tensors differ in shape: {_short(mismatched)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} tensors have no place in the model: {_short(unexpected)}")
+    body = [k for k in unexpected if k.startswith("backbone.body.layer")]
+    if body:
+        parts.append("(a deeper backbone than the model's? check BACKBONE)")
+    return "; ".join(parts)
+
+
+def _short(keys: list[str]) -> str:
+    more = f", ... (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
+    return ", ".join(keys[:_SHOW]) + more
+
+
+def _pickle_code(path: Path) -> str | None:
+    """For a plain pickle file: the first callable it would import (``module.name``), found by reading its
+    opcodes with :mod:`pickletools` (nothing is executed); None if it imports nothing or is not a pickle."""
+    import pickletools
+
+    try:
+        data = path.read_bytes()
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST"):
+                return str(arg).replace(" ", ".")
+            if opcode.name == "STACK_GLOBAL":
+                return ".".join(strings[-2:]) or "a global"
+            if opcode.name in ("REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"):
+                return "an object constructor"
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 - not a pickle stream: nothing to report
+        return None
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and "documentation" not in ln]
+    return lines[-1] if lines else text.strip()

@@ -1,0 +1,132 @@
+"""The assembled model: training losses, inference outputs, detect(), run_graph, save/from_checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from maskrcnn.config import LOSS_NAMES, Config
+from maskrcnn.errors import WeightsError
+from maskrcnn.model.maskrcnn import MaskRCNN
+
+TINY = {"NAME": "tiny", "NUM_CLASSES": 3, "BACKBONE": "resnet18", "IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 128,
+            "TOP_DOWN_PYRAMID_SIZE": 16, "FPN_CLASSIF_FC_LAYERS_SIZE": 32, "MASK_HEAD_CONV_CHANNELS": 16,
+            "MASK_HEAD_NUM_CONVS": 1, "TRAIN_ROIS_PER_IMAGE": 16, "PRE_NMS_LIMIT": 200, "POST_NMS_ROIS_TRAINING": 50,
+            "POST_NMS_ROIS_INFERENCE": 50, "DETECTION_MIN_CONFIDENCE": 0.0, "DETECTION_MAX_INSTANCES": 7,
+            "MEAN_PIXEL": [123.675, 116.28, 103.53], "PIXEL_STD": [58.395, 57.12, 57.375]}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return MaskRCNN(Config(**TINY), class_names=["BG", "a", "b"], device="cpu").eval()
+
+
+def _image(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_training_returns_weighted_losses():
+    torch.manual_seed(0)
+    cfg = Config(**TINY, LOSS_WEIGHTS={"mrcnn_mask_loss": 2.0, "rpn_bbox_loss": 0.0})
+    net = MaskRCNN(cfg, device="cpu").train()
+    images = [torch.from_numpy(_image(90, 120, 1)).permute(2, 0, 1), torch.from_numpy(_image(64, 64, 2)).permute(2, 0, 1)]
+    masks = torch.zeros(2, 90, 120, dtype=torch.bool)
+    masks[0, 10:50, 20:70] = True
+    masks[1, 40:80, 60:110] = True
+    targets = [
+        {"boxes": torch.tensor([[20.0, 10.0, 70.0, 50.0], [60.0, 40.0, 110.0, 80.0]]),
+         "labels": torch.tensor([1, 2]), "masks": masks},
+        {"boxes": torch.tensor([[5.0, 5.0, 30.0, 40.0]]), "labels": torch.tensor([2]),
+         "mini_masks": torch.ones(1, 28, 28, dtype=torch.bool)},
+    ]
+    torch.manual_seed(5)
+    losses = net(images, targets)
+    assert set(losses) == set(LOSS_NAMES)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["rpn_bbox_loss"].item() == 0.0
+    torch.manual_seed(5)
+    net.config.LOSS_WEIGHTS = {}
+    plain = net(images, targets)
+    torch.testing.assert_close(losses["mrcnn_mask_loss"], 2 * plain["mrcnn_mask_loss"])
+    sum(plain.values()).backward()
+    assert net.backbone.fpn.inner_blocks[0].weight.grad is not None
+    with pytest.raises(ValueError, match="needs targets"):
+        net(images)
+
+
+def test_inference_outputs_and_detect(model):
+    images = [_image(90, 120, 3), _image(50, 40, 4)]
+    with torch.no_grad():
+        outputs = model([torch.from_numpy(i).permute(2, 0, 1) for i in images])
+    for out, img in zip(outputs, images):
+        n = out["boxes"].shape[0]
+        assert 0 < n <= 7
+        assert out["masks"].shape == (n, img.shape[0], img.shape[1]) and out["labels"].dtype == torch.int64
+        assert float(out["boxes"][:, 2].max()) <= img.shape[1] and float(out["boxes"][:, 3].max()) <= img.shape[0]
+    results = model.detect(images + [images[0]], batch_size=2)
+    assert len(results) == 3
+    for r, img, out in zip(results, images, outputs):
+        assert set(r) == {"rois", "class_ids", "scores", "masks"}
+        assert r["rois"].dtype == np.int32 and r["class_ids"].dtype == np.int32 and r["scores"].dtype == np.float32
+        assert r["masks"].dtype == bool and r["masks"].shape[:2] == img.shape[:2]
+        assert r["masks"].shape[2] == r["rois"].shape[0] == r["scores"].shape[0]
+        # matterport's (y1, x1, y2, x2) of the same detections
+        expected = np.around(out["boxes"].detach().numpy()[:, [1, 0, 3, 2]]).astype(np.int32)
+        keep = (expected[:, 2] - expected[:, 0]) * (expected[:, 3] - expected[:, 1]) > 0
+        assert np.array_equal(r["rois"], expected[keep])
+    assert np.array_equal(results[2]["rois"], results[0]["rois"])
+    gray = model.detect([images[0][:, :, 0], np.dstack([images[0], np.full((90, 120), 255, np.uint8)])])
+    assert gray[0]["masks"].shape[:2] == (90, 120)
+    assert np.array_equal(gray[1]["rois"], results[0]["rois"])  # RGBA: alpha dropped
+
+
+def test_run_graph_names(model):
+    image = _image(70, 100, 6)
+    rec = model.run_graph([image])
+    for name in ("input.images", "backbone.c2", "backbone.c5", "fpn.p2", "fpn.p6", "rpn.anchors", "rpn.objectness",
+                 "rpn.deltas", "rpn.pre_nms_boxes", "rpn.proposals", "roi.class_logits", "roi.box_deltas",
+                 "roi.refined_boxes", "roi.detections", "mask.logits", "mask.probs", "output.masks", "output"):
+        assert name in rec, name
+    batch = rec["input.images"]
+    # square mode: 64 / 70 < 1 so no resize, padded to IMAGE_MAX_DIM x IMAGE_MAX_DIM
+    assert batch.original_sizes == [(70, 100)] and batch.image_sizes == [(70, 100)]
+    assert batch.tensor.shape == (1, 3, 128, 128)
+    assert rec["rpn.objectness"].shape[1] == rec["rpn.anchors"].shape[0]
+    assert rec["mask.logits"].shape[1:] == (3, 28, 28)
+    assert rec["output.masks"][0].shape[1:] == (70, 100)
+    some = model.run_graph([image], names=["fpn.p3"])
+    assert set(some) == {"fpn.p3", "output"}
+    torch.testing.assert_close(some["fpn.p3"], rec["fpn.p3"])
+    with pytest.raises(KeyError, match="fpn.p7"):
+        model.run_graph([image], names=["fpn.p7"])
+
+
+def test_save_and_from_checkpoint_round_trip(model, tmp_path):
+    path = model.save(tmp_path / "sub" / "ckpt.pth", epoch=3, extra={"note": "x"})
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ckpt.pth"]  # no temp file left
+    data = torch.load(path, weights_only=True)
+    assert data["format"] == "maskrcnn" and data["version"] == 1 and data["epoch"] == 3 and data["note"] == "x"
+    assert data["config_class"] == "Config" and data["class_names"] == ["BG", "a", "b"]
+    loaded = MaskRCNN.from_checkpoint(path, device="cpu").eval()
+    assert loaded.class_names == ["BG", "a", "b"] and loaded.config.NUM_CLASSES == 3
+    assert loaded.checkpoint_info["epoch"] == 3
+    images = [_image(60, 80, 7)]
+    a, b = model.detect(images)[0], loaded.detect(images)[0]
+    assert np.array_equal(a["rois"], b["rois"]) and np.array_equal(a["masks"], b["masks"])
+    np.testing.assert_array_equal(a["scores"], b["scores"])
+    # load_weights reads our own format too
+    other = MaskRCNN(Config(**TINY), device="cpu").eval()
+    report = other.load_weights(path)
+    assert report.format == "maskrcnn" and not report.missing
+    assert np.array_equal(other.detect(images)[0]["rois"], a["rois"])
+    torch.save({"model": {}}, tmp_path / "plain.pth")
+    with pytest.raises(WeightsError, match="not a maskrcnn checkpoint"):
+        MaskRCNN.from_checkpoint(tmp_path / "plain.pth")
+
+
+def test_class_names_must_match_num_classes():
+    with pytest.raises(ValueError, match="class_names has 2 names but NUM_CLASSES=3"):
+        MaskRCNN(Config(**TINY), class_names=["BG", "a"], device="cpu")
+    assert MaskRCNN(Config(**TINY), device="cpu").class_names == ["BG", "class1", "class2"]
