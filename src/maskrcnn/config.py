@@ -83,8 +83,11 @@ class Config:
     IMAGE_MAX_DIM = 1024
     IMAGE_MIN_SCALE = 0
     IMAGE_CHANNEL_COUNT = 3
-    MEAN_PIXEL = [123.7, 116.8, 103.9]  # RGB, 0-255
-    PIXEL_STD = [1.0, 1.0, 1.0]  # RGB, 0-255 units; matterport divides by nothing
+    # RGB, 0-255 units: (pixel - MEAN_PIXEL) / PIXEL_STD. The defaults are ImageNet's statistics, which
+    # every pretrained file we load (torchvision's COCO and ImageNet weights) expects. matterport used
+    # MEAN_PIXEL = [123.7, 116.8, 103.9] and no division (PIXEL_STD = [1, 1, 1]) for its Keras weights.
+    MEAN_PIXEL = [123.675, 116.28, 103.53]
+    PIXEL_STD = [58.395, 57.12, 57.375]
     IMAGE_PAD_DIVISOR = 32  # a batch is padded to a multiple of this
 
     # --- ROI heads --------------------------------------------------------------------
@@ -334,7 +337,7 @@ class TorchvisionConfig(Config):
     IMAGE_RESIZE_MODE = "shortest_edge"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1333
-    MEAN_PIXEL = [0.485 * 255, 0.456 * 255, 0.406 * 255]
+    MEAN_PIXEL = [0.485 * 255, 0.456 * 255, 0.406 * 255]  # torchvision's arithmetic, bit for bit
     PIXEL_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
     IMAGE_PAD_DIVISOR = 32
     RPN_ANCHOR_RATIOS = [2.0, 1.0, 0.5]  # torchvision's (0.5, 1, 2) are height/width
