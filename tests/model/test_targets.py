@@ -11,7 +11,13 @@ from torchvision.models.detection.roi_heads import RoIHeads, project_masks_on_bo
 from torchvision.models.detection.rpn import RegionProposalNetwork
 
 from maskrcnn.model.boxes import BoxCoder
-from maskrcnn.model.targets import Matcher, mask_targets, roi_targets, rpn_targets, sample_labels
+from maskrcnn.model.targets import (
+    Matcher,
+    mask_targets,
+    roi_targets,
+    rpn_targets,
+    sample_labels,
+)
 
 NEG, MID = Matcher.BELOW_LOW_THRESHOLD, Matcher.BETWEEN_THRESHOLDS
 
