@@ -1,0 +1,305 @@
+"""Detect objects in image files and write everything a person or a tool needs afterwards.
+
+:func:`collect_images` expands files, folders and glob patterns into image paths;
+:func:`detect_images` runs a model on them in batches and writes, under ``out_dir``::
+
+    pictures/<name>.png        the image with masks, boxes, class names and scores
+    predictions.json           COCO results (RLE masks), loadable with COCO(images.json).loadRes
+    images.json                COCO "images" + "categories" for those results to attach to
+    via_region_data.json       VIA 2.x export of the masks as polygons      (format "via" / "both")
+    labelme/<name>.json        one labelme file per image                     (format "labelme" / "both")
+    labelme/<name>.<ext>       the image beside it (a hard link where possible, else a copy), so
+                               labelme's "Open Dir" on labelme/ shows images and polygons to correct,
+                               and ``load_dataset("labelme/")`` reads the corrected set back
+
+Results are turned into files image by image, so memory does not grow with the number
+of images (only the small JSON records are kept until the end).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ImageError, MaskRCNNError
+from .export_predictions import (
+    ImageRecord,
+    coco_images_document,
+    coco_results,
+    labelme_document,
+    via_entry,
+    write_json,
+)
+from .polygons import Parts
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm")
+POLYGON_FORMATS = ("via", "labelme", "both", "none")
+
+
+def _is_image_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Image files named by ``inputs``: files, folders (their images, sorted, not recursive)
+    and glob patterns (``**`` recursive). Duplicates are removed, order kept.
+
+    Raises :class:`ImageError` naming the argument that matches nothing.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and _is_image_name(p))
+            if not matches:
+                raise ImageError(f"{text}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        elif path.is_file():
+            matches = [path]
+        elif any(ch in text for ch in "*?["):
+            matches = sorted(
+                Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True)
+                if os.path.isfile(p) and _is_image_name(p)
+            )
+            if not matches:
+                raise ImageError(f"{text}: the pattern matches no image files")
+        else:
+            raise ImageError(f"{text}: no such image file or folder")
+        found.extend(matches)
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    if not unique:
+        raise ImageError("no images given")
+    return list(unique.values())
+
+
+def _unique_names(paths: Sequence[Path]) -> list[str]:
+    """File stems, made unique with ``_2``, ``_3``… where two images share a stem."""
+    names, used = [], set()
+    for p in paths:
+        stem, name, k = p.stem, p.stem, 1
+        while name in used:
+            k += 1
+            name = f"{stem}_{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def filter_result(result: Mapping, min_confidence: float) -> dict:
+    """A ``detect`` result without the instances scoring below ``min_confidence``."""
+    scores = np.asarray(result["scores"]).reshape(-1)
+    keep = np.flatnonzero(scores >= min_confidence)
+    out = dict(result)
+    out["rois"] = np.asarray(result["rois"]).reshape(-1, 4)[keep]
+    out["class_ids"] = np.asarray(result["class_ids"]).reshape(-1)[keep]
+    out["scores"] = scores[keep]
+    out["masks"] = np.asarray(result["masks"])[:, :, keep]
+    return out
+
+
+@dataclass
+class DetectRun:
+    """What :func:`detect_images` wrote. ``counts`` maps image name → number of detections."""
+
+    out_dir: Path
+    pictures: list[Path] = field(default_factory=list)
+    predictions: Path | None = None
+    images_json: Path | None = None
+    via: Path | None = None
+    labelme: list[Path] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def num_detections(self) -> int:
+        return sum(self.counts.values())
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from ..data.image_io import read_image
+
+    return read_image(path)
+
+
+def _detect(model: Any, images: list[np.ndarray]) -> list[dict]:
+    """``model.detect`` on the images as one batch (when its ``detect`` takes a ``batch_size``)."""
+    import inspect
+
+    if "batch_size" in inspect.signature(model.detect).parameters:
+        return model.detect(images, batch_size=len(images))
+    return model.detect(images)
+
+
+def _render(image: np.ndarray, result: Mapping, class_names: Sequence[str]) -> np.ndarray:
+    from ..visualize import render_instances
+
+    return render_instances(
+        image, result["rois"], result["masks"], result["class_ids"], class_names, result["scores"]
+    )
+
+
+def _place_image(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target``: a hard link where the file system allows, else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        if target.samefile(source):
+            return
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def set_min_confidence(model: Any, min_confidence: float) -> None:
+    """Make ``model`` keep detections scoring above ``min_confidence`` (its detection layer's threshold)."""
+    if not 0.0 <= min_confidence < 1.0:
+        raise MaskRCNNError(f"min confidence {min_confidence}: must be in [0, 1)")
+    model.config.DETECTION_MIN_CONFIDENCE = float(min_confidence)
+    model.roi_heads.score_thresh = float(min_confidence)
+
+
+def load_model(weights: str | os.PathLike, *, device: str | None = None,
+               min_confidence: float | None = None) -> Any:
+    """A :class:`~maskrcnn.model.maskrcnn.MaskRCNN` in eval mode, optionally with another
+    ``DETECTION_MIN_CONFIDENCE``, from
+
+    - a checkpoint written by training or ``MaskRCNN.save`` (its own config and class names), or
+    - torchvision's COCO ``maskrcnn_resnet50_fpn`` weights: the file, or ``"coco"`` for the cached
+      download; built with :class:`~maskrcnn.config.TorchvisionConfig` and COCO's 91 class names.
+    """
+    from ..config import TorchvisionConfig
+    from ..errors import WeightsError
+    from ..model.maskrcnn import MaskRCNN
+    from ..weights import COCO_URL, detect_format, fetch, read_checkpoint
+
+    if str(weights) == "coco":
+        path = fetch(COCO_URL)
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{weights}: checkpoint file not found")
+    data = read_checkpoint(path)
+    if detect_format(data) == "torchvision_maskrcnn":
+        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+        names = list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+        model = MaskRCNN(TorchvisionConfig(), class_names=names, device=device)
+        model.load_weights(path)
+    else:
+        del data
+        model = MaskRCNN.from_checkpoint(path, device=device)
+    if min_confidence is not None:
+        set_min_confidence(model, min_confidence)
+    return model.eval()
+
+
+def model_class_names(model: Any) -> list[str]:
+    """The model's class names (``model.class_names``), else ``BG, class_1, …`` from its config."""
+    names = getattr(model, "class_names", None)
+    if names:
+        return [str(n) for n in names]
+    num = int(model.config.NUM_CLASSES)
+    return ["BG"] + [f"class_{k}" for k in range(1, num)]
+
+
+def detect_images(
+    model: Any,
+    paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    min_confidence: float | None = None,
+    batch_size: int = 1,
+    polygon_format: str = "both",
+    tolerance: float = 1.0,
+    parts: Parts = "all",
+    pictures: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> DetectRun:
+    """Run ``model.detect`` on ``paths`` and write pictures, COCO results and polygons under ``out_dir``.
+
+    Args:
+        model: anything with matterport's ``detect(images) -> [{"rois", "class_ids", "scores", "masks"}]``.
+        paths: image files (see :func:`collect_images` to expand folders and globs).
+        class_names: names by class id (default: :func:`model_class_names`).
+        min_confidence: drop detections scoring below this (the model's own
+            ``DETECTION_MIN_CONFIDENCE`` applies first; lower it on the model to see more).
+        batch_size: images per ``detect`` call.
+        polygon_format: ``via``, ``labelme``, ``both`` or ``none``.
+        tolerance, parts: polygon simplification (pixels) and ``all``/``largest`` parts.
+        pictures: draw ``pictures/<name>.png``.
+        progress: called with one line per image.
+    """
+    if polygon_format not in POLYGON_FORMATS:
+        raise MaskRCNNError(f"polygon format {polygon_format!r}: choose one of {', '.join(POLYGON_FORMATS)}")
+    if batch_size < 1:
+        raise MaskRCNNError(f"batch size {batch_size}: must be at least 1")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise MaskRCNNError(f"min confidence {min_confidence}: must be in [0, 1]")
+    start = time.perf_counter()
+    paths = [Path(p) for p in paths]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _unique_names(paths)
+    class_names = list(class_names) if class_names is not None else model_class_names(model)
+    want_via = polygon_format in ("via", "both")
+    want_labelme = polygon_format in ("labelme", "both")
+    run = DetectRun(out_dir=out)
+    records: list[ImageRecord] = []
+    predictions: list[dict] = []
+    via: dict[str, dict] = {}
+    for first in range(0, len(paths), batch_size):
+        batch = list(range(first, min(first + batch_size, len(paths))))
+        images = [_read_image(paths[i]) for i in batch]
+        results = _detect(model, images)
+        if len(results) != len(images):
+            raise MaskRCNNError(f"model.detect returned {len(results)} results for {len(images)} images")
+        for i, image, result in zip(batch, images, results):
+            if min_confidence is not None:
+                result = filter_result(result, min_confidence)
+            record = ImageRecord(path=paths[i], image_id=i + 1, height=int(image.shape[0]),
+                                 width=int(image.shape[1]), name=names[i])
+            records.append(record)
+            predictions.extend(coco_results([record], [result]))
+            run.counts[record.name] = int(len(np.asarray(result["scores"]).reshape(-1)))
+            if pictures:
+                picture = out / "pictures" / f"{record.name}.png"
+                _save_png(_render(image, result, class_names), picture)
+                run.pictures.append(picture)
+            if want_via:
+                key, entry = via_entry(record, result, class_names, tolerance=tolerance, parts=parts)
+                via[key] = entry
+            if want_labelme:
+                labelme_dir = out / "labelme"
+                placed = labelme_dir / f"{record.name}{paths[i].suffix.lower()}"
+                _place_image(paths[i], placed)
+                doc = labelme_document(record, result, class_names, image_path=placed.name,
+                                       tolerance=tolerance, parts=parts)
+                run.labelme.append(write_json(labelme_dir / f"{record.name}.json", doc, indent=2))
+            if progress is not None:
+                progress(f"{paths[i]}: {run.counts[record.name]} detections")
+    run.images_json = write_json(out / "images.json", coco_images_document(records, class_names))
+    run.predictions = write_json(out / "predictions.json", predictions)
+    if want_via:
+        run.via = write_json(out / "via_region_data.json", via)
+    run.seconds = time.perf_counter() - start
+    return run
