@@ -127,6 +127,22 @@ class Config:
     USE_RPN_ROIS = True
     TRAIN_BN = False
     GRADIENT_CLIP_NORM = 5.0
+    # Beyond matterport (read by maskrcnn.training.options; meaning documented there).
+    OPTIMIZER = "sgd"  # "sgd" (momentum LEARNING_MOMENTUM) or "adamw"
+    ADAM_BETAS = (0.9, 0.999)
+    LR_SCHEDULE = "constant"  # "constant" (matterport), "step" or "cosine"
+    LR_WARMUP_STEPS = 0
+    LR_WARMUP_FACTOR = 0.001
+    LR_STEPS: list = []  # "step" schedule: absolute epochs where the rate is multiplied by LR_GAMMA
+    LR_GAMMA = 0.1
+    LR_MIN_FACTOR = 0.0  # "cosine": final rate as a fraction of the base rate
+    AMP: str | None = None  # None, "bf16" or "fp16" (CUDA only)
+    GRADIENT_ACCUMULATION = 1
+    CHECKPOINT_KEEP_LAST = 3  # epoch checkpoints kept besides the best one (0: all)
+    BEST_METRIC = "segm.AP"  # validation metric choosing the best checkpoint ("val_loss" also works)
+    EVAL_EVERY = 1  # validation mAP every k epochs (0: never)
+    EVAL_LIMIT: int | None = None  # validation images used for mAP (None: all)
+    SEED: int | None = None
 
     def __init__(self, **overrides: Any) -> None:
         for key, value in overrides.items():
@@ -309,6 +325,12 @@ class Config:
                     problems.append(f"LOSS_WEIGHTS has an unknown loss {key!r}{hint}")
         need(self.LEARNING_RATE > 0 and math.isfinite(self.LEARNING_RATE),
              f"LEARNING_RATE={self.LEARNING_RATE!r}: must be a positive number")
+        need(self.OPTIMIZER in ("sgd", "adamw"), f"OPTIMIZER={self.OPTIMIZER!r}: choose 'sgd' or 'adamw'")
+        need(self.LR_SCHEDULE in ("constant", "step", "cosine"),
+             f"LR_SCHEDULE={self.LR_SCHEDULE!r}: choose 'constant', 'step' or 'cosine'")
+        need(self.AMP in (None, "bf16", "fp16"), f"AMP={self.AMP!r}: choose None, 'bf16' or 'fp16'")
+        need(isinstance(self.GRADIENT_ACCUMULATION, int) and self.GRADIENT_ACCUMULATION >= 1,
+             f"GRADIENT_ACCUMULATION={self.GRADIENT_ACCUMULATION!r}: must be a positive integer")
         need(self.GRADIENT_CLIP_NORM is None or self.GRADIENT_CLIP_NORM > 0,
              f"GRADIENT_CLIP_NORM={self.GRADIENT_CLIP_NORM!r}: must be positive (or None for no clipping)")
         if problems:

@@ -237,6 +237,18 @@ class MaskRCNN(nn.Module, Probed):
         self.to(self.device)
         return report
 
+    def train(self, mode: Any = True, val_dataset: Any = None, **kwargs: Any):
+        """matterport's ``model.train(dataset_train, dataset_val, learning_rate=…, epochs=…, layers="heads")``.
+
+        With a bool (or nothing) this is ``nn.Module.train(mode)``, so PyTorch code keeps working;
+        with a dataset it trains through :func:`maskrcnn.training.api.train` and returns its result.
+        """
+        if isinstance(mode, bool):
+            return super().train(mode)
+        from ..training.api import train
+
+        return train(self, mode, val_dataset, **kwargs)
+
 
 def _config_class(name: str | None) -> type[Config]:
     from .. import config as config_module
