@@ -13,23 +13,22 @@ from __future__ import annotations
 
 from .api import TrainResult, fit, train
 from .layers import CLASS_SPECIFIC_LAYERS, LAYER_PRESETS, set_trainable
-from .options import EXTRA_ATTRIBUTES, TrainOptions, with_training_attributes
+from .options import EXTRA_ATTRIBUTES, TrainOptions
 from .rundir import find_last
 from .trainer import Hook, Trainer, TrainingDiverged, TrainState
 
 __all__ = [
-    "train",
-    "fit",
-    "TrainResult",
-    "Trainer",
-    "TrainState",
-    "Hook",
-    "TrainingDiverged",
-    "TrainOptions",
-    "EXTRA_ATTRIBUTES",
-    "with_training_attributes",
-    "LAYER_PRESETS",
     "CLASS_SPECIFIC_LAYERS",
-    "set_trainable",
+    "EXTRA_ATTRIBUTES",
+    "LAYER_PRESETS",
+    "Hook",
+    "TrainOptions",
+    "TrainResult",
+    "TrainState",
+    "Trainer",
+    "TrainingDiverged",
     "find_last",
+    "fit",
+    "set_trainable",
+    "train",
 ]

@@ -1,0 +1,133 @@
+"""``maskrcnn train``: train or fine-tune (transfer learning, staged layers, resume).
+
+    maskrcnn train --dataset ../shared/data/balloon --weights coco --layers heads --epochs 30
+    maskrcnn train --dataset ../shared/data/balloon --weights last --layers all --epochs 60 --lr 0.0001
+    maskrcnn train --dataset shapes:500:128 --set BACKBONE=resnet18 IMAGES_PER_GPU=8 --epochs 10
+    torchrun --nproc_per_node 2 -m maskrcnn train --dataset ... --device cpu --logs-dir logs  # DDP
+
+``--set`` values are YAML (``--set RPN_ANCHOR_SCALES="[8, 16, 32, 64, 128]"``). A dataset
+folder with ``train/`` and ``val/`` uses both; otherwise ``--val-fraction`` of it is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+LAYERS_HELP = "heads, 3+, 4+, 5+, all (matterport's presets) or a regex over parameter names (default: heads)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, metavar="PATH",
+                        help="dataset folder or annotation file, or shapes[:COUNT[:SIZE[:SEED]]]")
+    parser.add_argument("--format", default="auto", help="auto, via, coco, labelme, masks, shapes (default auto)")
+    parser.add_argument("--class-attribute", default=None, metavar="NAME",
+                        help="VIA region attribute holding the class name (default: one implicit class)")
+    parser.add_argument("--annotations", default=None, metavar="FILE",
+                        help="annotation file name inside the dataset folder ('{subset}' is replaced)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                        help="without a val/ folder: hold out this fraction for validation (0: none; default 0.1)")
+    parser.add_argument("--config", default=None, metavar="FILE.yaml", help="config attributes (YAML mapping)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config attributes (values parsed as YAML)")
+    parser.add_argument("--weights", default="none", metavar="W",
+                        help="coco, imagenet, last (resume the newest run of --name), a checkpoint FILE, or none")
+    parser.add_argument("--exclude-class-layers", action="store_true",
+                        help="don't load the class-specific layers (fine-tuning to another class count)")
+    parser.add_argument("--layers", default="heads", help=LAYERS_HELP)
+    parser.add_argument("--epochs", type=int, default=None, metavar="N",
+                        help="train up to epoch N (absolute, as matterport; default 30)")
+    parser.add_argument("--lr", type=float, default=None, metavar="X", help="learning rate (default LEARNING_RATE)")
+    parser.add_argument("--augment", default="none", metavar="NAME", help="augmentation: none, default, strong")
+    parser.add_argument("--logs", "--logs-dir", dest="logs", default="logs", metavar="DIR",
+                        help="folder of the run folders (default logs); under torchrun spell it --logs-dir "
+                             "(torchrun takes --logs for its own --logs-specs)")
+    parser.add_argument("--name", default=None, metavar="NAME",
+                        help="run name (config NAME; default: the config's NAME or the dataset's folder name)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N", help="data loader processes (default 0)")
+    parser.add_argument("--seed", type=int, default=None, metavar="N", help="seed of sampling and initialization")
+    parser.add_argument("--eval-every", type=int, default=None, metavar="K",
+                        help="validation mAP every K epochs (0: never; default EVAL_EVERY = 1)")
+    parser.add_argument("--eval-limit", type=int, default=None, metavar="N",
+                        help="validation mAP on the first N validation images only")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="stop after this many minutes of training (the current epoch is checkpointed)")
+    parser.add_argument("--progress", choices=("bar", "plain", "none"), default="bar",
+                        help="tqdm bar, a line per step, or nothing (default bar)")
+
+
+def _dataset_name(path: str) -> str:
+    if path == "shapes" or path.startswith("shapes:"):
+        return "shapes"
+    p = os.path.abspath(path)
+    if os.path.isfile(p):
+        p = os.path.dirname(p)
+    return os.path.basename(p.rstrip(os.sep)) or "model"
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data.augment import get_augmentation
+    from ..model.maskrcnn import MaskRCNN
+    from ..training.api import train
+    from ..training.rundir import find_last, run_name
+    from ..training.setup import (
+        build_config,
+        load_initial_weights,
+        load_train_val,
+        parse_set_values,
+    )
+
+    main = int(os.environ.get("RANK", "0")) == 0
+
+    def say(text: str) -> None:
+        if main:
+            print(text, flush=True)
+
+    if args.seed is not None:
+        torch.manual_seed(args.seed)  # the model's initialization
+    data = load_train_val(args.dataset, format=args.format, class_attribute=args.class_attribute,
+                          annotations=args.annotations, val_fraction=args.val_fraction,
+                          split_seed=args.seed or 0)
+    set_values = parse_set_values(args.set)
+    name = args.name
+    if name is None and "NAME" not in set_values:
+        file_name = None
+        if args.config:
+            from ..training.setup import read_config_file
+
+            file_name = read_config_file(args.config).get("NAME")
+        name = file_name or _dataset_name(args.dataset)
+    config, attributes = build_config(config_file=args.config, sets=args.set,
+                                      num_classes=len(data.train.class_names), name=name)
+    if args.lr is not None:
+        config.LEARNING_RATE = args.lr
+    say(f"dataset {args.dataset}: {data.describe()}, classes {list(data.train.class_names[1:])}")
+
+    model = MaskRCNN(config, class_names=list(data.train.class_names), device=args.device or None)
+    resume = None
+    if args.weights == "last":
+        resume = find_last(args.logs, run_name(config.NAME))
+        say(f"weights: resuming {resume}")
+    else:
+        say(load_initial_weights(model, args.weights, exclude_class_layers=args.exclude_class_layers))
+
+    result = train(
+        model, data.train, data.val, learning_rate=config.LEARNING_RATE, epochs=args.epochs or 30,
+        layers=args.layers, augmentation=get_augmentation(args.augment), logs_dir=args.logs, name=config.NAME,
+        resume=resume, device=args.device, num_workers=args.workers, progress=args.progress, seed=args.seed,
+        eval_every=args.eval_every, eval_limit=args.eval_limit, attributes=attributes,
+        train_image_ids=data.train_ids, val_image_ids=data.val_ids,
+        time_limit=None if args.time_limit is None else 60.0 * args.time_limit,
+    )
+    if result.history:
+        last = result.history[-1]
+        say(f"trained to epoch {result.epoch} (step {result.global_step}); last loss {last['train'].get('loss', 0):.4f}")
+    if result.last_checkpoint is not None:
+        say(f"checkpoint: {result.last_checkpoint}")
+    if result.best:
+        say(f"best: epoch {result.best['epoch']} {result.best['metric']}={result.best['value']:.4f}")
+    say(f"logs: {result.run_dir} (tensorboard --logdir {result.run_dir.parent})")
+    return 0
