@@ -13,11 +13,28 @@ Boxes are ``xyxy`` in pixels of the resized (unpadded) image.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
+
+#: At inference on CPU, a level with at least this many boxes is pooled in ``torch.get_num_threads()``
+#: chunks on a thread pool: torchvision's CPU ``roi_align`` kernel runs on one core and releases the
+#: GIL, and each box is pooled independently, so the result is bit-identical.
+PARALLEL_MIN_ROIS = 64
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="roi_align")
+        return _POOL
 
 
 def infer_scale(feature_size: int, image_size: int) -> float:
@@ -119,17 +136,28 @@ class PyramidRoIAlign(nn.Module):
         )
         for level, (feature, scale) in enumerate(zip(maps, scales)):
             index = torch.where(levels == level)[0]
-            if index.numel() == 0:
+            if index.numel() == 0 and not torch.jit.is_tracing():  # a traced graph (ONNX) keeps every level
                 continue
             # Under autocast levels may come back in different dtypes: match the result's.
             result[index] = self._pool(feature, rois[index], scale).to(result.dtype)
         return result
 
     def _pool(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
-        return roi_align(
-            feature, rois, output_size=self.output_size, spatial_scale=scale,
-            sampling_ratio=self.sampling_ratio, aligned=self.aligned,
-        )
+        def pool(part: Tensor) -> Tensor:
+            return roi_align(
+                feature, part, output_size=self.output_size, spatial_scale=scale,
+                sampling_ratio=self.sampling_ratio, aligned=self.aligned,
+            )
+
+        threads = torch.get_num_threads()
+        if (threads < 2 or rois.shape[0] < PARALLEL_MIN_ROIS or feature.device.type != "cpu"
+                or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            return pool(rois)
+        feature = feature.contiguous()  # once, not once per chunk
+        parts = rois.chunk(threads)
+        futures = [_executor(threads).submit(pool, part) for part in parts[1:]]
+        first = pool(parts[0])  # this thread works too
+        return torch.cat([first] + [f.result() for f in futures])
 
     def extra_repr(self) -> str:
         return (f"featmap_names={list(self.featmap_names)}, output_size={self.output_size[0]}, "

@@ -171,6 +171,9 @@ class RoIHeads(Probed, nn.Module):
         """
         if len(proposals) != len(image_sizes):
             raise ValueError(f"RoIHeads: {len(proposals)} proposal lists for {len(image_sizes)} image_sizes")
+        # roi_align reads NCHW: channels-last maps (see fuse.prepare_for_inference) are converted once
+        # here instead of inside every roi_align call (box and mask pooling).
+        features = {name: f.contiguous() for name, f in features.items()}
         if self.training:
             if targets is None:
                 raise ValueError("RoIHeads: targets are required in training mode")
@@ -199,6 +202,9 @@ class RoIHeads(Probed, nn.Module):
         # sigmoid(logits)[i, label_i]: only the detected class's channel is kept.
         mask_probs = mask_logits[torch.arange(labels.shape[0], device=labels.device), labels].sigmoid()
         self.probe("mask.probs", mask_probs)
+        if len(detections) == 1:  # no split: keeps N dynamic in a traced (ONNX) graph
+            detections[0]["mask_probs"] = mask_probs
+            return detections
         for detection, probs in zip(detections, mask_probs.split([len(d["labels"]) for d in detections])):
             detection["mask_probs"] = probs
         return detections

@@ -1,0 +1,278 @@
+"""ONNX export of a Mask R-CNN and an onnxruntime detector with matterport's ``detect`` output.
+
+Input-size policy: **one exported graph serves one image size.** The graph takes one RGB image
+``image: uint8 [3, H, W]`` of exactly the export size ``(H, W)`` (the ``--size``; default
+:func:`default_input_size`) and contains everything up to the mask logits:
+
+* preprocessing (normalization by MEAN_PIXEL/PIXEL_STD, the config's resize, the batch padding)
+  — for a fixed input size the resize scale and the padded size are constants;
+* backbone + FPN, anchors (constants), RPN proposal layer with its NMS, ROI box head, the
+  detection layer (per-class NMS), the mask head on the kept detections;
+* outputs ``boxes float32 [N, 4]`` (xyxy, pixels of the input image), ``labels int64 [N]``,
+  ``scores float32 [N]``, ``mask_probs float32 [N, M, M]`` (sigmoid of the detected class's mask,
+  ``M = MASK_SHAPE``), ``N ≤ DETECTION_MAX_INSTANCES`` varies per image.
+
+Outside the graph (in :class:`OnnxDetector`): pasting the ``M × M`` masks into full-size masks
+(:func:`maskrcnn.model.postprocess.paste_masks`, the same function the PyTorch model uses) and
+the conversion to matterport's ``rois/class_ids/scores/masks``. Pasting stays outside because it
+produces ``N × H × W`` floats and PyTorch's vectorized pasting picks its chunking from the data.
+
+Images of another size: :meth:`OnnxDetector.detect` refuses them unless ``letterbox=True``,
+which scales the image to fit the export size (aspect kept), pads it with black at the
+bottom/right and maps the results back — results are then close to, not the same as, the
+PyTorch model's on the original image. For a video every frame has the same size: export with
+``--size`` equal to the frame size.
+
+What does not export: training (losses, target sampling), ``run_graph`` probes, batches of more
+than one image per call (loop over images), a dynamic input size, and ``"crop"`` resizing
+(a training mode). The export uses PyTorch's TorchScript-based ONNX exporter
+(``torch.onnx.export(..., dynamo=False)``) with torchvision's ONNX symbolics for ``roi_align``
+and ``nms`` (opset ≥ 16 for ``aligned=False`` RoIAlign).
+
+Needs the optional packages ``onnx`` and ``onnxruntime`` (``pip install "maskrcnn[onnx]"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import ImageError, MaskRCNNError
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("boxes", "labels", "scores", "mask_probs")
+_META_PREFIX = "maskrcnn."
+
+
+def require_onnx() -> None:
+    """Raise a clear :class:`MaskRCNNError` when ``onnx`` / ``onnxruntime`` are not installed."""
+    missing = []
+    for name in ("onnx", "onnxruntime"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MaskRCNNError(f"ONNX export/inference needs {' and '.join(missing)}: "
+                            f"pip install 'maskrcnn[onnx]' (or pip install onnx onnxruntime)")
+
+
+def default_input_size(config: Any) -> tuple[int, int]:
+    """The export size when none is given: ``IMAGE_MAX_DIM²`` for ``square``/``pad64``/``none``
+    resizing, ``IMAGE_MIN_DIM × IMAGE_MAX_DIM``-capped landscape 3:4 for ``shortest_edge``
+    (``800 × 1067`` with torchvision's 800/1333)."""
+    mode = config.IMAGE_RESIZE_MODE
+    if mode == "shortest_edge":
+        short = int(config.IMAGE_MIN_DIM)
+        return short, min(int(config.IMAGE_MAX_DIM), int(round(short * 4 / 3)))
+    side = int(config.IMAGE_MAX_DIM or config.IMAGE_MIN_DIM)
+    return side, side
+
+
+class OnnxGraph(nn.Module):
+    """The traced part of the model: ``image uint8 [3,H,W]`` → ``(boxes, labels, scores, mask_probs)``.
+
+    Runs the same stages as :meth:`MaskRCNN.forward` in inference, minus mask pasting.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        from ..model.preprocess import resize_boxes
+
+        m = self.model
+        batch, _ = m.preprocessor([image], None, training=False)
+        features = m.backbone(batch.tensor)
+        proposals, _ = m.rpn(batch.tensor.shape[-2:], batch.image_sizes, features, None)
+        detections, _ = m.roi_heads(features, proposals, batch.image_sizes)
+        det = detections[0]
+        boxes = resize_boxes(det["boxes"], batch.image_sizes[0], batch.original_sizes[0])
+        return boxes, det["labels"], det["scores"], det["mask_probs"]
+
+
+def export_onnx(
+    model: nn.Module,
+    out: str | os.PathLike[str],
+    *,
+    size: Sequence[int] | None = None,
+    opset: int = DEFAULT_OPSET,
+    check: bool = True,
+) -> Path:
+    """Write ``model`` (a :class:`~maskrcnn.model.maskrcnn.MaskRCNN`) as an ONNX graph for ``size = (H, W)``.
+
+    The file is written under a temporary name and renamed when complete. Metadata (class
+    names, input size, MASK_THRESHOLD, the config) is stored in the ONNX ``metadata_props``.
+    ``check``: run ``onnx.checker`` on the result. Returns the path.
+    """
+    require_onnx()
+    import onnx
+
+    config = model.config
+    if config.IMAGE_RESIZE_MODE == "crop":
+        raise MaskRCNNError("IMAGE_RESIZE_MODE='crop' is a training mode; export with 'square' resizing")
+    if size is None:
+        size = default_input_size(config)
+    if len(size) != 2 or min(int(s) for s in size) < 32:
+        raise MaskRCNNError(f"--size: expected H W of at least 32 pixels, got {list(size)}")
+    height, width = int(size[0]), int(size[1])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if opset < 16:
+        raise MaskRCNNError(f"--opset {opset}: RoIAlign with aligned=False needs opset >= 16")
+
+    was_training = model.training
+    model.eval()
+    graph = OnnxGraph(model).eval()
+    example = torch.zeros((3, height, width), dtype=torch.uint8, device=model.device)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings: shapes are constant by design (fixed size)
+            torch.onnx.export(
+                graph, (example,), tmp, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES), do_constant_folding=True,
+                dynamic_axes={name: {0: "detections"} for name in OUTPUT_NAMES},
+            )
+        proto = onnx.load(tmp)
+        meta = {
+            "input_size": json.dumps([height, width]),
+            "class_names": json.dumps(list(getattr(model, "class_names", []))),
+            "mask_threshold": json.dumps(float(config.MASK_THRESHOLD)),
+            "config_class": type(config).__name__,
+            "config": json.dumps(config.to_dict()),
+        }
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = _META_PREFIX + key, value
+        if check:
+            onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+        os.replace(tmp, out)
+    finally:
+        model.train(was_training)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+class OnnxDetector:
+    """Run an exported graph with onnxruntime; :meth:`detect` returns matterport's result dicts.
+
+    Args:
+        path: the ``.onnx`` file written by :func:`export_onnx`.
+        providers: onnxruntime execution providers (default: CPU).
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        require_onnx()
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MaskRCNNError(f"{self.path}: ONNX file not found")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise MaskRCNNError(f"{self.path}: not a loadable ONNX model ({exc})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if _META_PREFIX + "input_size" not in meta:
+            raise MaskRCNNError(f"{self.path}: not written by maskrcnn export (no {_META_PREFIX}input_size metadata)")
+        self.input_size: tuple[int, int] = tuple(json.loads(meta[_META_PREFIX + "input_size"]))
+        self.class_names: list[str] = json.loads(meta.get(_META_PREFIX + "class_names", "[]"))
+        self.mask_threshold = float(json.loads(meta.get(_META_PREFIX + "mask_threshold", "0.5")))
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for one ``H×W×3`` uint8 RGB image of exactly the export size."""
+        image = _check_image(image, 0)
+        if tuple(image.shape[:2]) != self.input_size:
+            raise ImageError(f"image of size {image.shape[0]}x{image.shape[1]}: this ONNX model was exported for "
+                             f"{self.input_size[0]}x{self.input_size[1]} (re-export with --size "
+                             f"{image.shape[0]} {image.shape[1]}, or detect(..., letterbox=True))")
+        chw = np.ascontiguousarray(image.transpose(2, 0, 1))
+        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: chw})
+        return dict(zip(OUTPUT_NAMES, outputs))
+
+    def detect(self, images: Sequence[np.ndarray], *, letterbox: bool = False) -> list[dict[str, np.ndarray]]:
+        """matterport's results per image: ``rois [N,(y1,x1,y2,x2)]`` int32, ``class_ids`` int32,
+        ``scores`` float32, ``masks`` H×W×N bool — as :meth:`MaskRCNN.detect` computes them.
+
+        ``letterbox``: accept images of any size (scaled to fit the export size, padded with black);
+        otherwise an image of another size raises :class:`~maskrcnn.errors.ImageError`.
+        """
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            raise ImageError("images: detect() takes a list of images; wrap a single image as [image]")
+        results = []
+        for index, image in enumerate(images):
+            image = _check_image(image, index)
+            height, width = image.shape[:2]
+            scale = (1.0, 1.0)
+            if (height, width) != self.input_size:
+                if not letterbox:
+                    raise ImageError(
+                        f"images[{index}]: size {height}x{width}, but this ONNX model was exported for "
+                        f"{self.input_size[0]}x{self.input_size[1]}; re-export with --size {height} {width} or "
+                        f"pass letterbox=True")
+                image, scale = _letterbox(image, self.input_size)
+            raw = self.run(image)
+            boxes = torch.from_numpy(raw["boxes"]).float()
+            if scale != (1.0, 1.0):  # back to the original image, cut off the black padding
+                boxes = boxes / torch.tensor([scale[1], scale[0], scale[1], scale[0]])
+                boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                                     boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1)
+            results.append(self._to_matterport(boxes, raw, (height, width)))
+        return results
+
+    def _to_matterport(self, boxes: Tensor, raw: dict[str, np.ndarray], size: tuple[int, int]) -> dict:
+        from ..model.postprocess import paste_masks
+
+        probs = torch.from_numpy(raw["mask_probs"]).float()
+        masks = paste_masks(probs, boxes, size) if probs.shape[0] else torch.zeros((0,) + size)
+        rois = np.around(boxes.numpy()[:, [1, 0, 3, 2]]).astype(np.int32).reshape(-1, 4)
+        keep = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0  # as MaskRCNN.detect
+        masks = (masks >= self.mask_threshold).numpy()[keep]
+        return {
+            "rois": rois[keep],
+            "class_ids": raw["labels"].astype(np.int32)[keep],
+            "scores": raw["scores"].astype(np.float32)[keep],
+            "masks": np.ascontiguousarray(np.transpose(masks, (1, 2, 0))),
+        }
+
+
+def _check_image(image: Any, index: int) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        what = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ImageError(f"images[{index}]: expected an H×W×3 uint8 RGB array, got {what}")
+    return image
+
+
+def _letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+    """Scale ``image`` to fit ``size`` (aspect kept, bilinear), pad with black bottom/right.
+
+    Returns the canvas and the ``(y, x)`` scale factors actually applied."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = min(size[0] / height, size[1] / width)
+    new_h, new_w = min(size[0], round(height * scale)), min(size[1], round(width * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+    canvas = np.zeros((size[0], size[1], 3), dtype=np.uint8)
+    canvas[:new_h, :new_w] = resized
+    return canvas, (new_h / height, new_w / width)

@@ -1,0 +1,71 @@
+"""``maskrcnn export``: write a trained model as an ONNX graph for one input size.
+
+    maskrcnn export --weights mask_rcnn_balloon.pt --format onnx --out balloon.onnx --size 768 1024
+    maskrcnn export --weights maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth --out coco.onnx   # torchvision COCO file
+
+The graph takes one ``uint8 [3, H, W]`` RGB image of exactly ``--size H W`` and returns boxes,
+labels, scores and ``M×M`` mask probabilities; preprocessing is inside the graph, mask pasting
+outside (see :mod:`maskrcnn.apps.export_onnx` for the policy and
+:class:`~maskrcnn.apps.export_onnx.OnnxDetector` to run it with onnxruntime).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import MaskRCNNError, WeightsError
+
+FORMATS = ("onnx",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="checkpoint written by training (or a torchvision Mask R-CNN COCO state dict)")
+    parser.add_argument("--format", default="onnx", metavar="FMT", help="export format: onnx (the only one)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output file, e.g. model.onnx")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="input image height and width the graph is made for (default: IMAGE_MAX_DIM² for "
+                             "square resizing, 800x1067 for torchvision's shortest-edge resizing)")
+    parser.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (>= 16; default 17)")
+    parser.add_argument("--no-check", action="store_true", help="skip onnx.checker on the written file")
+
+
+def _load_model(weights: Path):
+    from ..model.maskrcnn import MaskRCNN
+
+    try:
+        return MaskRCNN.from_checkpoint(weights, device="cpu")
+    except WeightsError as exc:
+        if "not a maskrcnn checkpoint" not in str(exc):
+            raise
+    # Not one of ours: a torchvision Mask R-CNN state dict (COCO) is the other exportable kind.
+    from ..config import TorchvisionConfig
+
+    model = MaskRCNN(TorchvisionConfig(), device="cpu")
+    model.load_weights(weights)
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    fmt = str(args.format).lower()
+    if fmt not in FORMATS:
+        raise MaskRCNNError(f"--format {args.format!r}: supported formats: {', '.join(FORMATS)}")
+    weights = Path(args.weights)
+    if not weights.is_file():
+        raise WeightsError(f"--weights: file not found: {weights}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".onnx":
+        raise MaskRCNNError(f"--out {out}: use the .onnx extension")
+    if args.size is not None and min(args.size) < 32:
+        raise MaskRCNNError(f"--size {args.size[0]} {args.size[1]}: height and width must be at least 32")
+
+    from ..apps.export_onnx import default_input_size, export_onnx, require_onnx
+
+    require_onnx()
+    model = _load_model(weights)
+    size = tuple(args.size) if args.size else default_input_size(model.config)
+    path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB): input 'image' uint8 [3, {size[0]}, {size[1]}] RGB; "
+          f"outputs boxes (xyxy), labels, scores, mask_probs")
+    return 0
