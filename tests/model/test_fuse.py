@@ -10,6 +10,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from maskrcnn.config import Config
+from maskrcnn.errors import WeightsError
 from maskrcnn.model import roi_align as roi_align_module
 from maskrcnn.model.backbone import ResNetFPN
 from maskrcnn.model.fuse import fold_conv_bn, fuse_frozen_bn, is_fused, prepare_for_inference
@@ -115,6 +116,15 @@ def test_prepare_for_inference_same_detections(shared_data):
     inter = (out["masks"] & ref["masks"]).sum((0, 1))
     union = (out["masks"] | ref["masks"]).sum((0, 1))
     assert (inter / np.maximum(union, 1)).min() >= 0.98
+
+
+def test_folded_model_refuses_to_save(tmp_path):
+    model = MaskRCNN(_small_config(), device="cpu")
+    fast = prepare_for_inference(model, channels_last=False)
+    with pytest.raises(WeightsError, match="folded into its convolutions"):
+        fast.save(tmp_path / "fast.pt")
+    assert not (tmp_path / "fast.pt").exists()
+    model.save(tmp_path / "model.pt")  # the original still saves
 
 
 def test_parallel_roi_align_is_bit_identical(monkeypatch):

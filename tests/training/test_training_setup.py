@@ -38,7 +38,9 @@ def test_build_config_layers_file_set_and_dataset(tmp_path):
     config, training = build_config(config_file=path, sets=["IMAGES_PER_GPU=5", "OPTIMIZER=adamw"], num_classes=4)
     assert (config.NAME, config.IMAGES_PER_GPU, config.NUM_CLASSES) == ("shapes", 5, 4)
     assert config.RPN_ANCHOR_SCALES == (8, 16, 32, 64, 128)  # tuple attribute stays a tuple
-    assert training == {"LR_SCHEDULE": "cosine", "OPTIMIZER": "adamw"}
+    # training attributes are Config attributes: they travel in the config (and its checkpoints)
+    assert (config.LR_SCHEDULE, config.OPTIMIZER) == ("cosine", "adamw")
+    assert training == {}
     opts = TrainOptions.from_config(config, attributes=training)
     assert (opts.schedule, opts.optimizer, opts.images_per_gpu) == ("cosine", "adamw", 5)
     with pytest.raises(ConfigError, match="NUM_CLASSES=3 .* dataset has 1 class"):

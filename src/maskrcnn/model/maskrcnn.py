@@ -180,6 +180,9 @@ class MaskRCNN(nn.Module, Probed):
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: str | os.PathLike, *, epoch: int | None = None, extra: dict[str, Any] | None = None) -> Path:
         """Write weights, config and class names to ``path`` atomically (temp file + ``os.replace``)."""
+        if getattr(self, "_maskrcnn_bn_fused", 0):
+            raise WeightsError(f"{path}: this model's BatchNorm layers were folded into its convolutions for "
+                               f"inference (prepare_for_inference / fuse_frozen_bn); save the original model")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {

@@ -2,11 +2,10 @@
 
 The training loop needs a few attributes that matterport's Config does not have
 (optimizer kind, schedule, AMP, accumulation, checkpoint retention, validation
-mAP cadence). Until they are class attributes of :class:`maskrcnn.config.Config`,
-they are read here with ``getattr(config, NAME, default)``, so a Config subclass
-overrides them; ``--set NAME=value`` and YAML files pass them as ``attributes``
-(:meth:`TrainOptions.from_config`), kept out of the model's Config so that
-checkpoints load with :meth:`MaskRCNN.from_checkpoint`. Every other module of
+mAP cadence). They are class attributes of :class:`maskrcnn.config.Config` (so a
+subclass, ``--set NAME=value`` and YAML files set them, and checkpoints keep them); they
+are read here with ``getattr(config, NAME, default)`` so that any config-like object
+works, and ``attributes`` (:meth:`TrainOptions.from_config`) may still override them. Every other module of
 :mod:`maskrcnn.training` reads them from :class:`TrainOptions`, never from the Config.
 
 ========================  ===========  ==============================================================
