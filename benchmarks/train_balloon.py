@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from train_shapes import EpochTable, seconds_per_step
+from train_shapes import EpochTable, Replan, seconds_per_step
 
 from maskrcnn.config import Config
 from maskrcnn.data.augment import default_augmentation
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     table = EpochTable(start)
     logs = args.logs or tempfile.mkdtemp(prefix="train_balloon_")
     result = train(model, train_small, val_set, epochs=epochs, layers="all", augmentation=default_augmentation(),
-                   logs_dir=logs, seed=args.seed, progress="none", eval_every=0, tensorboard=False, hooks=[table],
+                   logs_dir=logs, seed=args.seed, progress="none", eval_every=0, tensorboard=False,
+                   hooks=[table, Replan(time.perf_counter() + budget)],
                    time_limit=budget,
                    attributes={"LR_SCHEDULE": "cosine", "LR_WARMUP_STEPS": min(100, total_steps // 10),
                                "LR_WARMUP_FACTOR": 0.01, "OPTIMIZER": args.optimizer, "CHECKPOINT_KEEP_LAST": 1,

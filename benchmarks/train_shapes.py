@@ -6,7 +6,8 @@
 A ResNet-18 (GroupNorm) FPN with narrow heads (FPN 64 channels, mask head 2 x 64 convs, box MLP
 256, 32 ROIs per image) on 128 px shapes images, trained from random weights with AdamW (lr 1e-3,
 warmup, cosine decay; batches of 4 images: more updates per image seen beat bigger batches here)
-for as many steps as fit in the time budget (measured with a short calibration),
+for as many steps as fit in the time budget (estimated by a short calibration, re-planned after
+every epoch from the measured pace),
 then evaluated on 50 held-out images: matterport's mask mAP@0.5 (``evaluate_voc``) and COCO
 bbox/segm AP. The whole run (calibration, training, evaluation) stays within ``--minutes``.
 Prints a table per epoch (elapsed time, losses) and the final metrics.
@@ -79,6 +80,30 @@ class EpochTable(Hook):
               + " ".join(f"{row.get(c, float('nan')):11.4f}" for c in self.COLUMNS), flush=True)
 
 
+class Replan(Hook):
+    """Fits the run to a deadline: every ``every`` steps, the pace measured since the start gives the
+    steps left, which become the end of the cosine schedule and the number of epochs (the first
+    estimate comes from a short calibration; the machine's load may change)."""
+
+    def __init__(self, deadline: float, every: int = 10) -> None:
+        self.deadline = deadline
+        self.every = every
+        self.start_time = 0.0
+        self.start_step = 0
+
+    def before_train(self, trainer) -> None:
+        self.start_time, self.start_step = time.perf_counter(), trainer.state.global_step
+
+    def after_step(self, trainer, info) -> None:
+        done = info.global_step - self.start_step
+        if done % self.every:
+            return
+        now = time.perf_counter()
+        left = max(int((self.deadline - now) / ((now - self.start_time) / done)), 1)
+        trainer.schedule.end_step = info.global_step + left
+        trainer.target_epochs = math.ceil((info.global_step + left) / trainer.options.steps_per_epoch)
+
+
 def seconds_per_step(model: MaskRCNN, dataset: ShapesDataset, config: Config, repeats: int = 3) -> float:
     """Forward + backward time of one batch (after a warm-up), without changing the weights."""
     samples = TrainingSamples.from_config(dataset, config)
@@ -134,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
           f"planning {epochs} epochs x {config.STEPS_PER_EPOCH} steps in {budget:.0f} s", flush=True)
 
     table = EpochTable(start)
+    hooks = [table] if args.steps else [table, Replan(time.perf_counter() + budget)]
     logs = args.logs or tempfile.mkdtemp(prefix="train_shapes_")
     result = train(model, train_set, None, epochs=epochs, layers="all", logs_dir=logs, seed=args.seed,
-                   progress="none", eval_every=0, tensorboard=False, hooks=[table], time_limit=budget,
+                   progress="none", eval_every=0, tensorboard=False, hooks=hooks, time_limit=budget,
                    attributes={"LR_SCHEDULE": "cosine", "LR_WARMUP_STEPS": warmup, "LR_WARMUP_FACTOR": 0.01,
                                "OPTIMIZER": args.optimizer, "CHECKPOINT_KEEP_LAST": 1, "BEST_METRIC": "train.loss"})
     train_s = time.perf_counter() - start

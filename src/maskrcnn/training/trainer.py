@@ -216,14 +216,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, epochs: int) -> TrainState:
-        """Train from ``state.epoch`` up to ``epochs`` (absolute, matterport style)."""
+        """Train from ``state.epoch`` up to ``epochs`` (absolute, matterport style).
+
+        Hooks may change ``target_epochs`` (and the schedule) while training, e.g. to fit a time budget.
+        """
         self.target_epochs = int(epochs)
         self._call("before_train")
         try:
-            for epoch in range(self.state.epoch, self.target_epochs):
-                self.run_epoch(epoch)
-                if self.stop_requested:
-                    break
+            while self.state.epoch < self.target_epochs and not self.stop_requested:
+                self.run_epoch(self.state.epoch)  # hooks may move target_epochs
         finally:
             self._call("after_train")
         return self.state
