@@ -352,10 +352,18 @@ class PeakMemory:
             self.delta = peak_rss() - self.base
 
 
+#: glibc raises its mmap threshold to the size of each freed mmapped block (up to 32 MiB), so after
+#: loading weights one way or another, activations of a few MiB land on the heap or in mmaps and the
+#: RSS peak of the same computation differs by hundreds of MB. The memory workers pin the threshold at
+#: glibc's initial 128 KiB so that both models are measured under the same allocator policy.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 def run_worker(script: Path, args: list[str], timeout: float = 1800) -> dict[str, Any]:
-    """Run ``python script args`` in a fresh process; its last stdout line is a JSON object."""
+    """Run ``python script args`` in a fresh process (env :data:`WORKER_ENV`); its last stdout line is JSON."""
+    env = {**os.environ, **{k: v for k, v in WORKER_ENV.items() if k not in os.environ}}
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=str(ROOT))
+                          cwd=str(ROOT), env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -6,7 +6,8 @@ train images (full-size masks rasterized from the VIA polygons), torchvision's t
 defaults on both sides (800/1333 px, 256 anchors and 512 ROIs per image, frozen BatchNorm,
 conv1 and layer1 frozen = torchvision's ``trainable_backbone_layers=3``), the same global seed
 before each step (so that both samplers draw from the same RNG state), ``SGD(lr=0.01,
-momentum=0.9, weight_decay=1e-4)``. The two models alternate step by step.
+momentum=0.9, weight_decay=1e-4)``. Every timed step starts from the initial weights with a fresh
+optimizer (steps chained on random weights diverge). The two models alternate step by step.
 
 Reported: per-stage median seconds (forward by hooks: preprocess, backbone+FPN, RPN, ROI
 heads box part, mask part; backward; optimizer step), total per step and the ratio ours/tv,
@@ -71,6 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def make_optimizer(model) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+
 def build(which: str, args: argparse.Namespace, device: torch.device):
     """The model in training mode with conv1 + layer1 frozen, and its SGD optimizer."""
     if which == "torchvision":
@@ -86,9 +92,7 @@ def build(which: str, args: argparse.Namespace, device: torch.device):
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
-    return model, optimizer
+    return model, make_optimizer(model)
 
 
 def batch_for(which: str, samples, device: torch.device):
@@ -106,6 +110,7 @@ def loss_sum(which: str, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
 
 
 def step(model, optimizer, which, images, targets, device, amp, timeline=None, seed=0):
+    """One SGD step; returns the losses (floats, our names)."""
     torch.manual_seed(seed)
     mark = timeline.mark if timeline is not None else (lambda _e: None)
     if timeline is not None:
@@ -157,17 +162,25 @@ def main(argv: list[str] | None = None) -> int:
         "ours": common.Timeline(built["ours"][0], common.OURS_MODULES, device),
     }
 
+    # Every step starts from the initial weights with a fresh optimizer: the random weights' losses are
+    # large, and steps chained on them would drive the weights to inf/NaN and the heads to empty work.
+    initial = {name: {k: v.detach().clone() for k, v in built[name][0].state_dict().items()} for name in names}
+
+    def fresh(name: str):
+        model = built[name][0]
+        model.load_state_dict(initial[name])
+        return model, make_optimizer(model)
+
     # Warm-up step (also the losses compared: same weights, same seed).
     first_losses = {}
     for name in names:
-        model, optimizer = built[name]
-        first_losses[name] = step(model, optimizer, name, *batches[name], device, args.amp, seed=0)
+        first_losses[name] = step(*fresh(name), name, *batches[name], device, args.amp, seed=0)
 
     samples_t: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for run in range(args.runs):
         order = names if run % 2 == 0 else names[::-1]
         for name in order:
-            model, optimizer = built[name]
+            model, optimizer = fresh(name)
             step(model, optimizer, name, *batches[name], device, args.amp, timeline=timelines[name], seed=run + 1)
             samples_t[name].append(timelines[name].stages(TRAIN_STAGES))
     stage_medians = {name: common.medians(s) for name, s in samples_t.items()}
@@ -175,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     flops = {}
     if not args.no_flops:
         for name in names:
-            model, optimizer = built[name]
+            model, optimizer = fresh(name)
 
-            def fwd_bwd(model=model, name=name):
+            def fwd_bwd(model=model, name=name, optimizer=optimizer):
                 with common.autocast_context(device, args.amp):
                     losses = model(*batches[name])
                 sum(losses.values()).backward()

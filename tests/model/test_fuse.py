@@ -143,3 +143,35 @@ def test_parallel_roi_align_is_bit_identical(monkeypatch):
         parallel = pool(features, [boxes], [(256, 256)])
     assert torch.equal(serial, parallel)
     assert max(calls) < 300 and len(calls) > 4  # the big levels were split into chunks
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+def test_training_forward_folds_frozen_bn_with_same_outputs_and_gradients(depth):
+    """Train mode with frozen BN runs conv_frozen_bn; eval mode runs torchvision's blocks — same function."""
+    torch.manual_seed(0)
+    body = ResNetFPN(depth=depth, norm="frozen_bn", fpn_channels=16).body
+    _randomize_norms(body)
+    x = torch.randn(1, 3, 64, 96)
+
+    def run(train: bool):
+        body.train(train)
+        body.zero_grad()
+        outs = body(x)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        grads = {n: p.grad.clone() for n, p in body.named_parameters() if p.grad is not None}
+        return [o.detach() for o in outs], grads
+
+    ref_out, ref_grad = run(False)
+    out, grad = run(True)
+    assert len(grad) == len(ref_grad) > 0
+    for r, o in zip(ref_out, out):
+        assert (r - o).abs().max().item() <= 1e-4 * r.abs().max().item()
+    for name, g in ref_grad.items():
+        assert (g - grad[name]).abs().max().item() <= 1e-3 * g.abs().max().item() + 1e-8, name
+    # The folded path really ran: a hook on a BN module never fires in training.
+    calls = []
+    body.layer1[0].bn1.register_forward_hook(lambda *a: calls.append(1))
+    body.train()(x)
+    assert calls == []
+    body.eval()(x)
+    assert calls == [1]

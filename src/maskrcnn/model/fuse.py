@@ -1,4 +1,4 @@
-"""Inference-time model transforms: fold frozen BatchNorm into the convolutions, channels-last.
+"""Frozen BatchNorm folded into the convolutions (training and inference), and inference transforms.
 
 A ``FrozenBatchNorm2d`` after a convolution is an affine map per output channel,
 ``y = x * s + t`` with ``s = weight / sqrt(running_var + eps)`` and
@@ -8,6 +8,9 @@ and bias ``b * s + t`` — the same function, one pass over the activations less
 normalization layer (53 of them in a ResNet-50). The outputs of the folded model equal the
 original's to float rounding (relative differences of about 1e-6 per layer).
 
+* :func:`conv_frozen_bn` computes ``bn(conv(x))`` with the fold done on the fly — differentiable, the
+  ResNet trunk (:class:`~maskrcnn.model.backbone.ResNetBody`) uses it in training with frozen BN; in
+  eval mode the trunk keeps torchvision's exact conv → BN arithmetic (the parity test's bit equality);
 * :func:`fold_conv_bn` folds one pair; :func:`fuse_frozen_bn` every ``conv → bn`` pair of a
   model (torchvision's ResNet naming: ``convK``/``bnK`` siblings, ``conv1``/``bn1`` of the
   stem, and ``Sequential(conv, bn)`` downsample branches). Eval-mode ``nn.BatchNorm2d`` with
@@ -34,7 +37,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fold_conv_bn", "fuse_frozen_bn", "is_fused", "prepare_for_inference"]
+__all__ = ["conv_frozen_bn", "fold_conv_bn", "fuse_frozen_bn", "is_fused", "prepare_for_inference"]
 
 _FUSED_ATTR = "_maskrcnn_bn_fused"
 
@@ -60,6 +63,20 @@ def _foldable(bn: nn.Module, *, batchnorm: bool) -> bool:
     if batchnorm and isinstance(bn, nn.BatchNorm2d):
         return (not bn.training) and bn.track_running_stats and bn.running_mean is not None
     return False
+
+
+def conv_frozen_bn(conv: nn.Conv2d, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))`` for a frozen ``bn``, computed as one convolution with folded weights.
+
+    ``conv(x, W * s, b * s + t)``: differentiable in ``W`` (and ``b``), so it serves training — the
+    gradient is the same up to float rounding and the elementwise BN pass disappears from the forward
+    and the backward. The fold is recomputed on every call (a few microseconds per layer).
+    """
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    shift = bn.bias - bn.running_mean * scale
+    weight = conv.weight * scale.view(-1, 1, 1, 1)
+    bias = shift if conv.bias is None else conv.bias * scale + shift
+    return conv._conv_forward(x, weight, bias)
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
