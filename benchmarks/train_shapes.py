@@ -25,38 +25,18 @@ from pathlib import Path
 
 import torch
 
-from maskrcnn.config import Config
+from maskrcnn.apps.demo import ShapesDemoConfig, seconds_per_step
 from maskrcnn.data.formats.shapes import ShapesDataset
-from maskrcnn.data.loader import TrainingSamples, collate
 from maskrcnn.evaluation.coco_eval import evaluate_model
 from maskrcnn.evaluation.voc_eval import evaluate_voc
 from maskrcnn.model.maskrcnn import MaskRCNN
 from maskrcnn.training import Hook, train
 
 
-class ShapesBenchConfig(Config):
+class ShapesBenchConfig(ShapesDemoConfig):
+    """The demo's small CPU model (ResNet-18 + GroupNorm, narrow heads, 128 px, batches of 4)."""
+
     NAME = "shapes_bench"
-    NUM_CLASSES = 1 + 3
-    BACKBONE = "resnet18"
-    BACKBONE_NORM = "gn"
-    IMAGES_PER_GPU = 4
-    IMAGE_RESIZE_MODE = "square"
-    IMAGE_MIN_DIM = 128
-    IMAGE_MAX_DIM = 128
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 64
-    MASK_HEAD_CONV_CHANNELS = 64
-    MASK_HEAD_NUM_CONVS = 2
-    FPN_CLASSIF_FC_LAYERS_SIZE = 256
-    TRAIN_ROIS_PER_IMAGE = 32
-    PRE_NMS_LIMIT = 2000
-    POST_NMS_ROIS_TRAINING = 500
-    POST_NMS_ROIS_INFERENCE = 250
-    MINI_MASK_SHAPE = (28, 28)
-    DETECTION_MIN_CONFIDENCE = 0.5
-    LEARNING_RATE = 0.02
-    STEPS_PER_EPOCH = 50
-    VALIDATION_STEPS = 0
 
 
 class EpochTable(Hook):
@@ -104,21 +84,6 @@ class Replan(Hook):
         trainer.target_epochs = math.ceil((info.global_step + left) / trainer.options.steps_per_epoch)
 
 
-def seconds_per_step(model: MaskRCNN, dataset: ShapesDataset, config: Config, repeats: int = 3) -> float:
-    """Forward + backward time of one batch (after a warm-up), without changing the weights."""
-    samples = TrainingSamples.from_config(dataset, config)
-    images, targets = collate([samples[i] for i in range(config.IMAGES_PER_GPU)])
-    model.train()
-    times = []
-    for k in range(repeats + 1):
-        t0 = time.perf_counter()
-        losses = model(images, targets)
-        sum(losses.values()).backward()
-        times.append(time.perf_counter() - t0)
-    model.zero_grad(set_to_none=True)
-    return sorted(times[1:])[len(times[1:]) // 2]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15.0, help="total time budget (default 15)")
@@ -146,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     held_out = ShapesDataset(args.val_images, 128, 128, seed=args.seed + 1000)
     model = MaskRCNN(config, class_names=train_set.class_names, device="cpu")
 
-    per_step = seconds_per_step(model, train_set, config)
+    per_step = seconds_per_step(model, train_set, config, repeats=3)
     budget = args.minutes * 60.0 - (time.perf_counter() - start) - args.eval_reserve
     # optimizer step, data and bookkeeping add ~10% to forward + backward
     total_steps = max(config.STEPS_PER_EPOCH, int(budget / (per_step * 1.1)))

@@ -99,6 +99,7 @@ def test_yaml_errors_name_the_file_and_the_key(tmp_path):
         ({"DETECTION_MIN_CONFIDENCE": 1.5}, r"DETECTION_MIN_CONFIDENCE=1.5: must be in \[0, 1\)"),
         ({"MEAN_PIXEL": [1, 2]}, r"MEAN_PIXEL has 2 values; give one per channel \(3\)"),
         ({"TRAIN_ROIS_PER_IMAGE": 0}, r"TRAIN_ROIS_PER_IMAGE=0: must be a positive integer"),
+        ({"USE_RPN_ROIS": False}, r"USE_RPN_ROIS=False: training the heads on random ROIs.*not supported"),
     ],
 )
 def test_validation_says_what_is_wrong_and_what_would_be_right(overrides, message):

@@ -124,7 +124,7 @@ class Config:
         "mrcnn_bbox_loss": 1.0,
         "mrcnn_mask_loss": 1.0,
     }
-    USE_RPN_ROIS = True
+    USE_RPN_ROIS = True  # False (matterport's random ROIs for the heads, a debugging aid) is refused
     TRAIN_BN = False
     GRADIENT_CLIP_NORM = 5.0
     # Beyond matterport (read by maskrcnn.training.options; meaning documented there).
@@ -287,6 +287,9 @@ class Config:
                     "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CONV_CHANNELS", "IMAGE_PAD_DIVISOR"):
             value = getattr(self, key)
             need(isinstance(value, int) and value >= 1, f"{key}={value!r}: must be a positive integer")
+        need(self.USE_RPN_ROIS is True,
+             f"USE_RPN_ROIS={self.USE_RPN_ROIS!r}: training the heads on random ROIs instead of the RPN's proposals "
+             f"(matterport's debugging option) is not supported; keep USE_RPN_ROIS = True")
         need(self.MASK_HEAD_NUM_CONVS >= 0, f"MASK_HEAD_NUM_CONVS={self.MASK_HEAD_NUM_CONVS!r}: must be >= 0")
         need(list(self.MASK_SHAPE) == [2 * self.MASK_POOL_SIZE] * 2,
              f"MASK_SHAPE={list(self.MASK_SHAPE)!r}: the mask head upsamples MASK_POOL_SIZE={self.MASK_POOL_SIZE} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -19,8 +18,8 @@ def test_one_level_anchors_by_hand():
     # 2x2 cells, centers at (x, y) = cell * stride, row-major
     assert a.tolist() == [[-4, -4, 4, 4], [0, -4, 8, 4], [-4, 0, 4, 8], [0, 0, 8, 8]]
     r = pyramid_anchors((4, 4), scales=[8], ratios=[0.5, 1, 2], strides=[4])
-    w, h = 8 * math.sqrt(2), 8 / math.sqrt(2)  # ratio 2 = width / height
-    assert np.allclose(r[2], [-w / 2, -h / 2, w / 2, h / 2]) and np.allclose(r[0], [-h / 2, -w / 2, h / 2, w / 2])
+    # ratio 2 = width / height: 8·√2 x 8/√2 = 11.31 x 5.66, half sides rounded like torchvision → 6 and 3
+    assert r.tolist() == [[-3, -6, 3, 6], [-4, -4, 4, 4], [-6, -3, 6, 3]]
 
 
 def test_matterport_anchor_count_for_1024():

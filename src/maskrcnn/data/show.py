@@ -2,14 +2,12 @@
 
 Used by ``maskrcnn show-dataset``. The anchors are those the RPN would be trained with as
 positives: the image is resized as the Config says (``IMAGE_RESIZE_MODE``, ``IMAGE_MIN_DIM``,
-``IMAGE_MAX_DIM``, ``IMAGE_MIN_SCALE``), anchors are generated like matterport's
-``generate_pyramid_anchors`` (``RPN_ANCHOR_SCALES`` per level, ``RPN_ANCHOR_RATIOS`` as
-width/height, ``BACKBONE_STRIDES``, centers at ``cell * stride``), and an anchor matches an
-object when their IoU is at least ``RPN_POSITIVE_IOU`` or it is the object's best anchor.
-Matches are drawn back on the original image as thin outlines in the object's color.
-
-TODO(anchors): switch :func:`pyramid_anchors` to ``maskrcnn.model.anchors`` once that module's
-API is settled; this private copy follows matterport's formula.
+``IMAGE_MAX_DIM``, ``IMAGE_MIN_SCALE``), the anchors are the model's own
+(:class:`maskrcnn.model.anchors.AnchorGenerator`: ``RPN_ANCHOR_SCALES`` per level,
+``RPN_ANCHOR_RATIOS`` as width/height, centers at ``cell * stride``, sides rounded like
+torchvision), and an anchor matches an object when their IoU is at least ``RPN_POSITIVE_IOU`` or
+it is the object's best anchor. Matches are drawn back on the original image as thin outlines in
+the object's color.
 """
 
 from __future__ import annotations
@@ -45,24 +43,19 @@ class ShownSample:
 
 def pyramid_anchors(image_shape: Sequence[int], *, scales: Sequence[float], ratios: Sequence[float],
                     strides: Sequence[int], anchor_stride: int = 1) -> np.ndarray:
-    """All anchors ``[A, 4]`` xyxy float64 for an input of ``image_shape`` (h, w), matterport's layout.
+    """All anchors ``[A, 4]`` xyxy float64 for an input of ``image_shape`` (h, w), as the RPN has them.
 
-    Level ``i`` has feature map ``ceil(h / strides[i]) x ceil(w / strides[i])``, anchors of side
-    ``scales[i]`` reshaped by each width/height ratio, centered at ``(x * stride, y * stride)``.
+    :class:`~maskrcnn.model.anchors.AnchorGenerator` on feature maps of ``ceil(h / stride) x
+    ceil(w / stride)`` per level: at each cell (row-major) one anchor per ratio, side ``scales[i]``
+    reshaped by the width/height ratio and rounded to whole pixels, centered at
+    ``(x * stride, y * stride)``.
     """
-    out = []
-    for scale, stride in zip(scales, strides):
-        fh, fw = math.ceil(image_shape[0] / stride), math.ceil(image_shape[1] / stride)
-        r = np.asarray(ratios, dtype=np.float64)
-        heights, widths = scale / np.sqrt(r), scale * np.sqrt(r)
-        cy = np.arange(0, fh, anchor_stride, dtype=np.float64) * stride
-        cx = np.arange(0, fw, anchor_stride, dtype=np.float64) * stride
-        cx, cy = np.meshgrid(cx, cy)  # [fh, fw]
-        centers = np.stack([cx, cy], axis=-1).reshape(-1, 1, 2)
-        sizes = np.stack([widths, heights], axis=-1).reshape(1, -1, 2)
-        boxes = np.concatenate([centers - 0.5 * sizes, centers + 0.5 * sizes], axis=-1)
-        out.append(boxes.reshape(-1, 4))
-    return np.concatenate(out, axis=0)
+    from ..model.anchors import AnchorGenerator
+
+    height, width = int(image_shape[0]), int(image_shape[1])
+    generator = AnchorGenerator(scales=scales, ratios=ratios, strides=strides, anchor_stride=anchor_stride)
+    shapes = [(math.ceil(height / s), math.ceil(width / s)) for s in strides]
+    return torch.cat(generator(shapes, (height, width)), dim=0).double().numpy()
 
 
 def match_anchors(gt_boxes: torch.Tensor, anchors: torch.Tensor, *, iou_threshold: float = 0.7,

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.transforms import extract_bboxes  # matterport's utils.extract_bboxes, re-exported here
+
 __all__ = [
     "extract_bboxes",
     "compute_iou",
@@ -36,31 +38,6 @@ __all__ = [
     "compute_ap_range",
     "compute_recall",
 ]
-
-
-def extract_bboxes(mask: np.ndarray) -> np.ndarray:
-    """Boxes around masks, matterport's ``utils.extract_bboxes``.
-
-    mask: ``[H, W, N]`` bool (or 0/1). Returns int32 ``[N, (y1, x1, y2, x2)]`` with
-    ``(y2, x2)`` one past the last mask pixel; an empty mask gives ``[0, 0, 0, 0]``.
-    """
-    mask = np.asarray(mask)
-    n = mask.shape[-1]
-    boxes = np.zeros((n, 4), dtype=np.int32)
-    if n == 0 or mask.shape[0] == 0 or mask.shape[1] == 0:
-        return boxes
-    m = mask > 0
-    cols = m.any(axis=0)  # [W, N]
-    rows = m.any(axis=1)  # [H, N]
-    present = cols.any(axis=0)
-    w, h = cols.shape[0], rows.shape[0]
-    x1 = np.argmax(cols, axis=0)
-    x2 = w - np.argmax(cols[::-1], axis=0)
-    y1 = np.argmax(rows, axis=0)
-    y2 = h - np.argmax(rows[::-1], axis=0)
-    boxes[:] = np.stack([y1, x1, y2, x2], axis=1)
-    boxes[~present] = 0
-    return boxes
 
 
 def compute_iou(box, boxes, box_area, boxes_area) -> np.ndarray:
