@@ -134,9 +134,7 @@ def test_parallel_roi_align_is_bit_identical(monkeypatch):
     boxes = torch.rand(300, 4) * 200
     boxes[:, 2:] += boxes[:, :2] + 4
     pool = PyramidRoIAlign(output_size=7, sampling_ratio=2, aligned=False)
-    monkeypatch.setattr(roi_align_module, "PARALLEL_MIN_ROIS", 10**9)
-    serial = pool(features, [boxes], [(256, 256)])
-    monkeypatch.setattr(roi_align_module, "PARALLEL_MIN_ROIS", 64)
+    serial = pool(features, [boxes], [(256, 256)])  # grad mode on: the serial path
     calls = []
     original = roi_align_module.roi_align
     monkeypatch.setattr(roi_align_module, "roi_align", lambda *a, **k: calls.append(a[1].shape[0]) or original(*a, **k))
@@ -177,4 +175,3 @@ def test_training_forward_folds_frozen_bn_with_same_outputs_and_gradients(depth)
     assert calls == []
     body.eval()(x)
     assert calls == [1]
-

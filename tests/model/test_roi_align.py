@@ -8,7 +8,6 @@ import pytest
 import torch
 from torchvision.ops import MultiScaleRoIAlign, roi_align
 
-from maskrcnn.model import roi_align as roi_align_module
 from maskrcnn.model.roi_align import PyramidRoIAlign, assign_levels, boxes_to_rois, infer_scale
 
 
@@ -94,47 +93,3 @@ def test_empty_boxes_and_missing_map():
     del features["p4"]
     with pytest.raises(KeyError, match="p4"):
         pool(features, [torch.zeros(1, 4)], [(64, 64)])
-
-
-@pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("aligned", [False, True])
-def test_training_pooling_on_threads_is_bit_identical_with_gradients(batch, aligned, monkeypatch):
-    """CPU training path (ParallelRoIAlign): same outputs and feature gradients as one roi_align call."""
-    g = torch.Generator().manual_seed(0)
-    features = OrderedDict((f"p{k}", torch.randn(batch, 4, 512 // 2**k, 640 // 2**k, generator=g)) for k in (2, 3, 4, 5))
-    boxes = []
-    for _ in range(batch):  # sizes 2..450 px: every level gets boxes
-        xy = torch.rand(80, 2, generator=g) * torch.tensor([200.0, 100.0])
-        wh = torch.rand(80, 2, generator=g) * 440 + 2
-        boxes.append(torch.cat([xy, xy + wh], dim=1))
-    boxes[-1] = boxes[-1][:70]  # images with different numbers of boxes
-    pool = PyramidRoIAlign(output_size=7, sampling_ratio=2, aligned=aligned)
-    torch.set_num_threads(2)
-    submitted = []
-    real_executor = roi_align_module._executor
-    monkeypatch.setattr(roi_align_module, "_executor", lambda n: submitted.append(n) or real_executor(n))
-
-    def run(parallel: bool):
-        maps = OrderedDict((k, v.clone().requires_grad_(True)) for k, v in features.items())
-        old = roi_align_module.PARALLEL_MIN_ROIS
-        roi_align_module.PARALLEL_MIN_ROIS = 1 if parallel else 10**9
-        try:
-            out = pool(maps, boxes, [(512, 640)] * batch)
-        finally:
-            roi_align_module.PARALLEL_MIN_ROIS = old
-        weights = torch.linspace(-1, 1, out.numel()).view_as(out)
-        (out * weights).sum().backward()
-        return out.detach(), [m.grad for m in maps.values()]
-
-    serial, serial_grads = run(False)
-    assert submitted == []
-    parallel, parallel_grads = run(True)
-    # per level with boxes (3 here): one forward chunk, and when batch > 1 a backward task per image but the first
-    assert len(submitted) == 3 * batch
-    assert torch.equal(serial, parallel)
-    assert sum(grad is not None for grad in serial_grads) == 3  # a level without boxes gets no gradient
-    for a, b in zip(serial_grads, parallel_grads):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert a.abs().sum() > 0
-            assert torch.equal(a, b)

@@ -151,76 +151,14 @@ class PyramidRoIAlign(nn.Module):
 
         threads = torch.get_num_threads()
         if (threads < 2 or rois.shape[0] < PARALLEL_MIN_ROIS or feature.device.type != "cpu"
-                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+                or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
             return pool(rois)
-        if torch.is_grad_enabled() and (feature.requires_grad or rois.requires_grad):
-            return ParallelRoIAlign.apply(feature, rois, scale, self.output_size, self.sampling_ratio, self.aligned,
-                                          threads)
-        return _parallel_forward(feature, rois, scale, self.output_size, self.sampling_ratio, self.aligned, threads)
+        feature = feature.contiguous()  # once, not once per chunk
+        parts = rois.chunk(threads)
+        futures = [_executor(threads).submit(pool, part) for part in parts[1:]]
+        first = pool(parts[0])  # this thread works too
+        return torch.cat([first] + [f.result() for f in futures])
 
     def extra_repr(self) -> str:
         return (f"featmap_names={list(self.featmap_names)}, output_size={self.output_size[0]}, "
                 f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
-
-
-def _parallel_forward(feature: Tensor, rois: Tensor, scale: float, output_size: tuple[int, int], sampling_ratio: int,
-                      aligned: bool, threads: int) -> Tensor:
-    """``roi_align`` of ``threads`` chunks of the boxes on the thread pool: bit-identical, one core per chunk."""
-    feature = feature.contiguous()  # once, not once per chunk
-
-    def pool(part: Tensor) -> Tensor:
-        return roi_align(feature, part, output_size=output_size, spatial_scale=scale, sampling_ratio=sampling_ratio,
-                         aligned=aligned)
-
-    parts = rois.chunk(threads)
-    futures = [_executor(threads).submit(pool, part) for part in parts[1:]]
-    first = pool(parts[0])  # this thread works too
-    return torch.cat([first] + [f.result() for f in futures])
-
-
-class ParallelRoIAlign(torch.autograd.Function):
-    """``roi_align`` for CPU training, forward and backward spread over the cores (``threads``).
-
-    torchvision's CPU kernels run on one core; the backward is the costly one (it recomputes the
-    bilinear weights for every channel): about 7% of a ResNet-50 Mask R-CNN training step on 2
-    cores. Forward: chunks of boxes on the thread pool, bit-identical. Backward: one task per
-    image of the batch, each ``_roi_align_backward`` on that image's boxes (its batch index set to
-    0) into that image's slice of the gradient; every feature pixel then receives its
-    contributions in the same order as from one call, so the gradient is bit-identical too. A
-    batch of one image (nothing to split per image) runs the single call.
-    """
-
-    @staticmethod
-    def forward(ctx, feature: Tensor, rois: Tensor, scale: float, output_size: tuple[int, int],  # type: ignore[override]
-                sampling_ratio: int, aligned: bool, threads: int) -> Tensor:
-        ctx.save_for_backward(rois)
-        ctx.meta = (tuple(feature.shape), scale, output_size, sampling_ratio, aligned, threads)
-        return _parallel_forward(feature, rois, scale, output_size, sampling_ratio, aligned, threads)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (rois,) = ctx.saved_tensors
-        (batch, channels, height, width), scale, (ph, pw), sampling_ratio, aligned, threads = ctx.meta
-        grad = grad.contiguous()
-        backward = torch.ops.torchvision._roi_align_backward
-        if batch < 2:
-            return (backward(grad, rois, scale, ph, pw, batch, channels, height, width, sampling_ratio, aligned),
-                    None, None, None, None, None, None)
-        image_of = rois[:, 0].to(torch.int64)
-        out = grad.new_empty((batch, channels, height, width))
-
-        def one_image(b: int) -> None:
-            index = torch.where(image_of == b)[0]
-            if index.numel() == 0:
-                out[b].zero_()
-                return
-            own = rois[index].clone()
-            own[:, 0] = 0
-            out[b] = backward(grad[index], own, scale, ph, pw, 1, channels, height, width, sampling_ratio,
-                              aligned)[0]
-
-        futures = [_executor(threads).submit(one_image, b) for b in range(1, batch)]
-        one_image(0)
-        for future in futures:
-            future.result()
-        return out, None, None, None, None, None, None
