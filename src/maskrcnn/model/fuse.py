@@ -72,8 +72,7 @@ def conv_frozen_bn(conv: nn.Conv2d, bn: nn.Module, x: torch.Tensor) -> torch.Ten
     gradient is the same up to float rounding and the elementwise BN pass disappears from the forward
     and the backward. The fold is recomputed on every call (a few microseconds per layer).
     """
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    shift = bn.bias - bn.running_mean * scale
+    scale, shift = (t.to(conv.weight.dtype) for t in _bn_affine(bn))  # constants: the BN is frozen
     weight = conv.weight * scale.view(-1, 1, 1, 1)
     bias = shift if conv.bias is None else conv.bias * scale + shift
     return conv._conv_forward(x, weight, bias)
