@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import pytest
 import torch
 from torchvision.models.detection.anchor_utils import (
     AnchorGenerator as TVAnchorGenerator,
@@ -14,7 +15,7 @@ from torchvision.models.detection.rpn import RPNHead as TVRPNHead
 
 from maskrcnn.model.anchors import AnchorGenerator
 from maskrcnn.model.probe import recording
-from maskrcnn.model.rpn import RPN, RPNHead, flatten_predictions
+from maskrcnn.model.rpn import RPN, AnchorIndex, RPNHead, flatten_predictions
 
 SHAPES = [(32, 40), (16, 20), (8, 10), (4, 5), (2, 3)]
 BATCH = (128, 160)
@@ -107,3 +108,70 @@ def test_head_shapes_and_anchor_stride():
     with recording() as rec:
         rpn((36, 24), [(36, 24)], [torch.randn(1, 8, 9, 6)])
     assert rec["rpn.anchors"].shape == (5 * 3 * 3, 4)
+
+
+def test_anchor_index_decodes_the_flattened_order():
+    # levels of 2x3 and 1x2 positions, 2 anchors each: 12 + 4 = 16 anchors per image
+    where = AnchorIndex.from_flat(torch.tensor([0, 1, 7, 11, 12, 15, 16, 31]), [(2, 3), (1, 2)], 2)
+    assert where.image.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert where.level.tolist() == [0, 0, 0, 0, 1, 1, 0, 1]
+    assert where.y.tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+    assert where.x.tolist() == [0, 0, 0, 2, 0, 1, 0, 1]
+    assert where.anchor.tolist() == [0, 1, 1, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_predict_at_equals_the_dense_head_everywhere(stride):
+    torch.manual_seed(0)
+    head = RPNHead(in_channels=6, num_anchors=3, anchor_stride=stride)
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    feats = [torch.randn(2, 6, 9, 7), torch.randn(2, 6, 4, 5)]
+    logits, deltas = head(feats)
+    objectness, flat_deltas, _ = flatten_predictions(logits, deltas)
+    shapes = [tuple(t.shape[-2:]) for t in logits]
+    every = torch.arange(objectness.numel())
+    got_logits, got_deltas = head.predict_at(feats, AnchorIndex.from_flat(every, shapes, 3))
+    torch.testing.assert_close(got_logits, objectness.reshape(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_deltas, flat_deltas.reshape(-1, 4), rtol=1e-5, atol=1e-5)
+
+
+def test_sampled_head_losses_and_gradients_equal_the_dense_head():
+    _tv, ours, feats = _pair()
+    ours.train()
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0], [70.0, 5.0, 140.0, 40.0]])},
+               {"boxes": torch.tensor([[30.0, 30.0, 50.0, 44.0]])}]
+    results, dense_backwards = {}, []
+    ours.head.conv.register_full_backward_hook(lambda *_: dense_backwards.append(1))
+    for sampled in (False, True):
+        ours.sampled_head_grad = sampled
+        ours.zero_grad()
+        inputs = OrderedDict((k, v.clone().requires_grad_(True)) for k, v in feats.items())
+        torch.manual_seed(3)
+        proposals, losses = ours(BATCH, SIZES, inputs, targets)
+        sum(losses.values()).backward()
+        grads = [p.grad.clone() for p in ours.parameters()]
+        grads += [v.grad if v.grad is not None else torch.zeros_like(v) for v in inputs.values()]
+        results[sampled] = proposals, losses, grads
+        # the dense 3x3 conv is differentiated once per level in the dense mode, never in the sampled one
+        assert len(dense_backwards) == 5
+    (dense_props, dense_losses, dense_grads), (props, losses, grads) = results[False], results[True]
+    for a, b in zip(dense_props, props):
+        assert torch.equal(a, b)
+    for name in dense_losses:
+        torch.testing.assert_close(losses[name], dense_losses[name], rtol=1e-6, atol=0)
+    assert dense_grads[0].abs().max() > 0
+    for a, b in zip(dense_grads, grads):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_sampled_head_grad_is_the_default_on_the_cpu():
+    _tv, ours, feats = _pair()
+    assert ours.sampled_head_grad is None  # auto: sampled where the features are on the CPU
+    ours.train()
+    dense_backwards = []
+    ours.head.conv.register_full_backward_hook(lambda *_: dense_backwards.append(1))
+    inputs = OrderedDict((k, v.clone().requires_grad_(True)) for k, v in feats.items())
+    _, losses = ours(BATCH, SIZES, inputs, [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]])}] * 2)
+    sum(losses.values()).backward()
+    assert dense_backwards == [] and ours.head.conv.weight.grad.abs().sum() > 0
