@@ -175,3 +175,26 @@ def test_training_forward_folds_frozen_bn_with_same_outputs_and_gradients(depth)
     assert calls == []
     body.eval()(x)
     assert calls == [1]
+
+
+def test_training_fold_follows_changed_bn_statistics():
+    """The folded scale/shift are cached per BN; new statistics (load_state_dict, in-place edits) are seen."""
+    torch.manual_seed(0)
+    body = ResNetFPN(depth=18, norm="frozen_bn", fpn_channels=16).body
+    _randomize_norms(body)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        body.train()(x)  # fills the caches
+        state = {k: v.clone() for k, v in body.state_dict().items()}
+        for k, v in state.items():
+            if "bn" in k and k.endswith("running_var"):
+                v.mul_(4.0)
+        body.load_state_dict(state)
+        after_load = body.train()(x)[-1]
+        expected = body.eval()(x)[-1]
+        assert (after_load - expected).abs().max() <= 1e-4 * expected.abs().max()
+        body.layer4[0].bn1.running_mean.add_(1.0)  # an in-place edit of one buffer
+        edited = body.train()(x)[-1]
+        expected = body.eval()(x)[-1]
+        assert (edited - expected).abs().max() <= 1e-4 * expected.abs().max()
+        assert (edited - after_load).abs().max() > 1e-3 * expected.abs().max()

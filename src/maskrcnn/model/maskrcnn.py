@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..config import Config
 from ..errors import ImageError, WeightsError
+from .amp import autocast_context, check_amp
 from .build import build_model_parts
 from .postprocess import paste_masks
 from .preprocess import ImageBatch, resize_boxes
@@ -72,6 +73,7 @@ class MaskRCNN(nn.Module, Probed):
                              f"(the background counts: class_names[0] is it)")
         self.class_names = class_names
         self.checkpoint_info: dict[str, Any] = {}
+        self._inference_amp: str | None = None
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.to(torch.device(device))
@@ -79,6 +81,20 @@ class MaskRCNN(nn.Module, Probed):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def inference_amp(self) -> str | None:
+        """Mixed precision of inference on CUDA: ``None`` (float32, the default), ``"fp16"`` or ``"bf16"``.
+
+        Backbone, RPN and ROI heads then run under ``torch.autocast``; boxes, scores and mask
+        probabilities are returned in float32 and the masks are pasted in float32. Ignored on the CPU
+        (see :mod:`.amp`). Training's precision is the trainer's ``AMP`` setting, not this.
+        """
+        return self._inference_amp
+
+    @inference_amp.setter
+    def inference_amp(self, value: str | None) -> None:
+        self._inference_amp = check_amp(value, what="inference_amp")
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -93,15 +109,19 @@ class MaskRCNN(nn.Module, Probed):
             targets = [{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in t.items()} for t in targets]
         batch, targets = self.preprocessor(images, targets if self.training else None, training=self.training)
         self.probe("input.images", batch)
-        features = self.backbone(batch.tensor)
-        proposals, rpn_losses = self.rpn(batch.tensor.shape[-2:], batch.image_sizes, features,
-                                         targets if self.training else None)
         if self.training:
+            features = self.backbone(batch.tensor)
+            proposals, rpn_losses = self.rpn(batch.tensor.shape[-2:], batch.image_sizes, features, targets)
             _, roi_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
             weights = self.config.LOSS_WEIGHTS or {}
             losses = {**rpn_losses, **roi_losses}
             return {name: value * float(weights.get(name, 1.0)) for name, value in losses.items()}
-        detections, _ = self.roi_heads(features, proposals, batch.image_sizes)
+        with autocast_context(self._inference_amp, device):
+            features = self.backbone(batch.tensor)
+            proposals, _ = self.rpn(batch.tensor.shape[-2:], batch.image_sizes, features)
+            detections, _ = self.roi_heads(features, proposals, batch.image_sizes)
+        if self._inference_amp is not None:
+            detections = [{k: v.float() if v.is_floating_point() else v for k, v in d.items()} for d in detections]
         return self.postprocess(detections, batch)
 
     def postprocess(self, detections: list[dict[str, Tensor]], batch: ImageBatch) -> list[dict[str, Tensor]]:

@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import MaskRCNNError
+from ..model.amp import autocast_context
 from . import distributed as D
 from .layers import freeze_norm_statistics
 from .options import TrainOptions
@@ -117,12 +118,6 @@ def to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
-def autocast_context(amp: str | None, device: torch.device):
-    """``torch.autocast`` for bf16/fp16 on CUDA; a null context otherwise."""
-    if amp is None or device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 class Trainer:
