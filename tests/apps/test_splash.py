@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from maskrcnn import cli
+from maskrcnn.apps import detect as detect_app
 from maskrcnn.apps.splash import (
     color_splash,
     detect_and_color_splash,
@@ -234,19 +233,17 @@ def test_detect_and_color_splash_default_name_and_errors(shared_data, tmp_path, 
 
 @pytest.fixture()
 def patched_model(monkeypatch, shared_data):
-    """``MaskRCNN.from_checkpoint`` returning the stand-in model."""
+    """``maskrcnn.apps.detect.load_model`` returning the stand-in model."""
     path, masks = _balloon_masks(shared_data, index=7)
     model = StandInModel([_result(masks, [1] * masks.shape[2], [0.9] * masks.shape[2])])
     calls = []
 
-    def from_checkpoint(weights, device=None):
-        calls.append((Path(weights), device))
+    def load_model(weights, device=None, optimize=False, amp=None):
+        calls.append((Path(weights), device, optimize, amp))
         return model
 
-    # a stand-in module: the CLI's contract is ``MaskRCNN.from_checkpoint(path, device=...)``
-    module = types.ModuleType("maskrcnn.model.maskrcnn")
-    module.MaskRCNN = type("MaskRCNN", (), {"from_checkpoint": staticmethod(from_checkpoint)})
-    monkeypatch.setitem(sys.modules, "maskrcnn.model.maskrcnn", module)
+    # the CLI's contract: ``load_model(path, device=..., optimize=..., amp=...)``
+    monkeypatch.setattr(detect_app, "load_model", load_model)
     return path, masks, calls
 
 
@@ -257,10 +254,12 @@ def test_cli_splash_image(patched_model, tmp_path, capsys):
     out = tmp_path / "out.png"
     argv = ["splash", "--weights", str(weights), "--image", str(path), "--out", str(out), "--classes", "balloon"]
     assert cli.main([*argv, "--device", "cpu", "--min-confidence", "0.8"]) == 0
-    assert calls == [(weights, "cpu")]
+    assert calls == [(weights, "cpu", True, None)]  # the optimized inference path by default
     assert str(out) in capsys.readouterr().out
     image = np.asarray(Image.open(path).convert("RGB"))
     np.testing.assert_array_equal(np.asarray(Image.open(out)), color_splash(image, masks))
+    assert cli.main([*argv, "--no-optimize", "--amp", "fp16"]) == 0
+    assert calls[-1] == (weights, None, False, "fp16")
 
 
 def test_cli_splash_errors_are_one_line(patched_model, tmp_path, capsys):

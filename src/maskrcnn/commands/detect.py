@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_inference_arguments, inference_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE",
@@ -26,13 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write every part of a mask, or only its largest (default all)")
     parser.add_argument("--no-pictures", action="store_true", help="do not draw pictures/<name>.png")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    add_inference_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.detect import collect_images, detect_images, load_model
 
     paths = collect_images(args.images)
-    model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence)
+    model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       **inference_options(args))
     print(f"detecting in {len(paths)} image(s) with {args.weights}")
     result = detect_images(
         model, paths, args.out, min_confidence=args.min_confidence, batch_size=args.batch_size,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import add_inference_arguments, inference_options
+
 TABLE_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score threshold of detections (default: the model's DETECTION_MIN_CONFIDENCE)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    add_inference_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.coco_eval import evaluate_model
     from ..evaluation.plots import plot_precision_recall_curve, write_metrics_json
 
-    model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence)
+    model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       **inference_options(args))
     subset = _pick_subset(args.dataset, args.subset, args.format)
     kwargs = {}
     is_shapes = args.format == "shapes" or args.dataset == "shapes" or args.dataset.startswith("shapes:")

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import MaskRCNNError, WeightsError
+from . import add_inference_arguments, inference_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="video frames per model call (4)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="where the model runs (default: cuda if available)")
+    add_inference_arguments(parser)
     parser.add_argument("--crf", type=int, metavar="Q", help="video quality, x264 CRF 0..51, lower is better (18)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -62,13 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise MaskRCNNError("--device cuda: no CUDA device is available")
-    try:
-        from ..model.maskrcnn import MaskRCNN
-    except ImportError as exc:
-        raise MaskRCNNError(f"cannot import the model (maskrcnn.model.maskrcnn): {exc}") from exc
+    from ..apps.detect import load_model
     from ..apps.splash import detect_and_color_splash
 
-    model = MaskRCNN.from_checkpoint(weights, device=args.device)
+    model = load_model(weights, device=args.device, **inference_options(args))
     out = detect_and_color_splash(
         model,
         image_path=args.image,
