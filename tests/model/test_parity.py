@@ -9,28 +9,15 @@ the final detections one to one. The comparison code is ``benchmarks/parity_repo
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _report_module():
-    spec = importlib.util.spec_from_file_location("parity_report", ROOT / "benchmarks" / "parity_report.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("parity_report", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def parity(tmp_path_factory, shared_data):
-    report = _report_module()
+def parity(tmp_path_factory, shared_data, parity_report):
+    report = parity_report
     torch.set_num_threads(2)
     tv, ours = report.build_pair(tmp_path_factory.mktemp("parity") / "tv_maskrcnn.pth", seed=0)
     images = report.load_images(report.DEFAULT_IMAGES, shared_data / "balloon" / "val")

@@ -20,12 +20,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
-    """Run both workloads in 2 forked gloo processes once (fork: no re-import of torch)."""
+    """Run both workloads in 2 gloo processes once: forked (no re-import of torch), or spawned where CUDA
+    is there (autograd's per-device threads, started by earlier tests of this process, do not survive a fork)."""
     out = tmp_path_factory.mktemp("ddp")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    start_method = "spawn" if torch.cuda.is_available() else "fork"
     try:
-        mp.start_processes(worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="fork")
+        mp.start_processes(worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method=start_method)
     finally:
         torch.set_num_threads(before)
     return out

@@ -9,7 +9,9 @@ import torch
 from training_standin import StandInModel, StandInSamples, collate
 
 from maskrcnn.errors import ConfigError, DatasetError, WeightsError
+from maskrcnn.model.amp import autocast_context
 from maskrcnn.training.api import fit
+from maskrcnn.training.checkpoint import training_state
 from maskrcnn.training.options import TrainOptions
 from maskrcnn.training.setup import (
     build_config,
@@ -18,7 +20,6 @@ from maskrcnn.training.setup import (
     parse_set_values,
     split_ids,
 )
-from maskrcnn.training.trainer import autocast_context
 
 
 def test_set_values_are_yaml():
@@ -121,5 +122,17 @@ def test_amp_training_on_cuda(tmp_path, amp):
     assert result.global_step == 8 and next(model.parameters()).device.type == "cuda"
     first, last = result.history[0]["train"]["loss"], result.history[-1]["train"]["loss"]
     assert last < first
-    state = torch.load(result.last_checkpoint, weights_only=True)["training"]
+    state = training_state(torch.load(result.last_checkpoint, weights_only=True))
     assert bool(state["scaler"]) == (amp == "fp16")  # a GradScaler only for fp16
+
+
+def test_more_ranks_than_gpus_is_a_clear_error(monkeypatch):
+    from maskrcnn.errors import MaskRCNNError
+    from maskrcnn.training.distributed import init_distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(MaskRCNNError, match=r"cuda:1 does not exist \(this machine has 1 CUDA device"):
+        init_distributed("cuda")

@@ -59,7 +59,7 @@ def real_model_run(out: Path, *, images_per_gpu: int, repeated: bool = True, acc
     dataset = (RepeatedShapes if repeated else ShapesDataset)(4, 64, 64, seed=0)
     model = MaskRCNN(config, class_names=dataset.class_names, device="cpu")
     train(model, dataset, None, epochs=1, layers="all", logs_dir=out, seed=seed, progress="none",
-          eval_every=0, tensorboard=False, attributes={"GRADIENT_ACCUMULATION": accumulation})
+          eval_every=0, tensorboard=False, attributes={"GRADIENT_ACCUMULATION": accumulation}, device="cpu")
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

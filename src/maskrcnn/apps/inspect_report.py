@@ -109,7 +109,8 @@ def inspect_report(
 
     image = np.asarray(image)
     class_names = list(class_names) if class_names is not None else model_class_names(model)
-    record = model.run_graph([image], names=list(PROBES))
+    # every section reads the recorded tensors on the CPU, wherever the model ran
+    record = _on_cpu(model.run_graph([image], names=list(PROBES)))
     batch = record["input.images"]
     config = model.config
     gt = None
@@ -140,6 +141,21 @@ def inspect_report(
     sections.activations_section(page, ctx)
     sections.weights_section(page, ctx)
     return page.write(out_path)
+
+
+def _on_cpu(value):
+    """``value`` with every tensor (in dicts, lists, tuples and :class:`ImageBatch`) moved to the CPU."""
+    from ..model.preprocess import ImageBatch
+
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, ImageBatch):
+        return value.to("cpu")
+    if isinstance(value, dict):
+        return type(value)((k, _on_cpu(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_on_cpu(v) for v in value)
+    return value
 
 
 def _matterport_result(record: dict, config) -> dict:

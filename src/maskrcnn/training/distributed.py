@@ -32,6 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..errors import MaskRCNNError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -70,6 +72,12 @@ def init_distributed(device: str | torch.device | None = None, *, backend: str |
     device = torch.device(device)
     if device.type == "cuda":
         index = device.index if device.index is not None and world_size == 1 else local_rank
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise MaskRCNNError(
+                f"cuda:{index} does not exist (this machine has {count} CUDA device(s); LOCAL_RANK={local_rank}, "
+                f"WORLD_SIZE={world_size}): start one process per GPU (torchrun --nproc_per_node {max(count, 1)}) "
+                f"or train on the CPU with --device cpu")
         device = torch.device("cuda", index)
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
