@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+#: The real datasets: ``../shared/data`` beside the project, or ``$MASKRCNN_SHARED_DATA`` (as the tests).
+DATA = Path(os.environ.get("MASKRCNN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 BALLOON_VAL = DATA / "balloon" / "val"
 BALLOON_TRAIN = DATA / "balloon" / "train"
 

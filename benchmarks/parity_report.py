@@ -16,6 +16,7 @@ difference, the reference's max abs value) and the one-to-one matching of the fi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ import torch
 from torchvision.ops import box_iou
 
 ROOT = Path(__file__).resolve().parents[1]
-BALLOON_VAL = ROOT.parent / "shared" / "data" / "balloon" / "val"
+BALLOON_VAL = Path(os.environ.get("MASKRCNN_SHARED_DATA", ROOT.parent / "shared" / "data")) / "balloon" / "val"
 # two landscape images resized to 800x1202 and 800x1199, batched into 800x1216: image 1 is padded, and
 # P6 (13x19) gets torchvision's stride 800 // 13 = 61 in y. "--portrait" swaps in a portrait image
 # (1066x800; the batch pads both images in both directions) at about 1.4x the cost.
@@ -123,7 +124,8 @@ def run_parity(tv, ours, images: list[np.ndarray], *, mask_threshold: float = 0.
     try:
         start = time.perf_counter()
         with torch.no_grad():
-            tv_out = tv([torch.from_numpy(img).permute(2, 0, 1).float() / 255 for img in images])
+            device = next(tv.parameters()).device  # CPU or CUDA: both models on the same device
+            tv_out = tv([torch.from_numpy(img).permute(2, 0, 1).to(device).float() / 255 for img in images])
         result.seconds["torchvision"] = time.perf_counter() - start
     finally:
         for hook in hooks:
@@ -217,11 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--portrait", action="store_true", help="use a portrait image as the second image")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="run both models there (cuda: TF32 is switched off, so that fp32 means fp32)")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: no CUDA device available")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         tv, ours = build_pair(Path(tmp) / "torchvision_maskrcnn.pth", seed=args.seed, min_size=args.min_size,
                               max_size=args.max_size)
+        tv, ours = tv.to(args.device), ours.to(args.device)
         names = (DEFAULT_IMAGES[0], PORTRAIT) if args.portrait else DEFAULT_IMAGES
         images = load_images(names[: args.images])
         result = run_parity(tv, ours, images)

@@ -26,7 +26,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -64,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--channels-last", action="store_true", help="our model's weights in channels-last")
+    parser.add_argument("--rpn-head", choices=["auto", "sampled", "dense"], default="auto",
+                        help="ours: RPN losses from the head at the sampled anchors or from the dense head "
+                             "(RPN sampled_head_grad; auto: sampled on the CPU)")
+    parser.add_argument("--bn-fold", choices=["auto", "on", "off"], default="auto",
+                        help="ours: frozen BN folded into the convolutions in training (auto: on the CPU)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-flops", action="store_true")
     parser.add_argument("--weights", type=Path, default=None)
@@ -91,6 +95,8 @@ def build(which: str, args: argparse.Namespace, device: torch.device):
                 p.requires_grad_(False)
         if args.channels_last:
             model.to(memory_format=torch.channels_last)
+        model.rpn.sampled_head_grad = {"auto": None, "sampled": True, "dense": False}[args.rpn_head]
+        model.backbone.body.fold_frozen_bn = {"auto": None, "on": True, "off": False}[args.bn_fold]
     model.train()
     return model, make_optimizer(model)
 
@@ -109,6 +115,18 @@ def loss_sum(which: str, losses: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     return sum(losses.values()), named
 
 
+def consume_resize_draws(num_images: int) -> None:
+    """Draw what torchvision's ``GeneralizedRCNNTransform`` draws in training before the samplers run.
+
+    Its ``resize`` picks the training size with ``torch.empty(1).uniform_(0, len(min_size))`` once per
+    image (one size here, so the draw changes nothing else). Ours has no such draw; consuming the same
+    numbers leaves both anchor and ROI samplers at the same global RNG state, so that both models sample
+    the same anchors and ROIs and the first-step losses compare like for like.
+    """
+    for _ in range(num_images):
+        torch.empty(1).uniform_(0.0, 1.0)
+
+
 def step(model, optimizer, which, images, targets, device, amp, timeline=None, seed=0):
     """One SGD step; returns the losses (floats, our names)."""
     torch.manual_seed(seed)
@@ -117,6 +135,8 @@ def step(model, optimizer, which, images, targets, device, amp, timeline=None, s
         timeline.reset()
     mark("start")
     optimizer.zero_grad(set_to_none=True)
+    if which == "ours":
+        consume_resize_draws(len(images))
     with common.autocast_context(device, amp):
         losses = model(images, targets)
     total, named = loss_sum(which, losses)
@@ -208,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 worker_args.append("--amp")
             if args.channels_last:
                 worker_args.append("--channels-last")
+            worker_args += ["--rpn-head", args.rpn_head, "--bn-fold", args.bn_fold]
             if args.threads:
                 worker_args += ["--threads", str(args.threads)]
             memory[name] = common.run_worker(Path(__file__), worker_args)["peak_bytes"]
@@ -248,7 +269,8 @@ def report(result: dict, args: argparse.Namespace) -> str:
     return "\n".join([
         f"# Training step: batch {args.batch} balloon train images, {args.min_size}/{args.max_size} px, "
         f"{'AMP' if args.amp else 'fp32'}, SGD, {args.runs} timed steps after 1 warm-up"
-        + (", ours channels-last" if args.channels_last else ""),
+        + (", ours channels-last" if args.channels_last else "")
+        + f"; ours: RPN head {args.rpn_head}, BN fold {args.bn_fold}",
         common.format_machine(result["machine"]),
         f"matmul peak (4096² fp32): {result['matmul_peak_gflops']:.1f} GFLOP/s",
         "",
