@@ -19,6 +19,7 @@ from maskrcnn.apps.splash import (
     filter_detections,
     luminance,
     mask_union,
+    splash_unions,
 )
 from maskrcnn.config import Config
 from maskrcnn.errors import ImageError, MaskRCNNError
@@ -225,6 +226,41 @@ def test_detect_and_color_splash_default_name_and_errors(shared_data, tmp_path, 
     with pytest.warns(UserWarning, match="DETECTION_MIN_CONFIDENCE"):
         detect_and_color_splash(model, image_path=path, out_path=tmp_path / "low.png", min_confidence=0.5)
     assert model.calls == [1, 1]  # errors were raised before running the model
+
+
+class DetectOnly:
+    """A model seen only through ``detect`` and ``class_names`` (no ``detect_union``)."""
+
+    def __init__(self, model):
+        self.model, self.class_names = model, model.class_names
+
+    def detect(self, images, verbose=0):
+        return self.model.detect(images, verbose=verbose)
+
+
+def test_splash_unions_on_the_model_device_equal_the_detect_path():
+    from maskrcnn.model.maskrcnn import MaskRCNN
+
+    torch.manual_seed(0)
+    config = Config(NAME="tiny", NUM_CLASSES=3, BACKBONE="resnet18", IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=128,
+                    TOP_DOWN_PYRAMID_SIZE=16, FPN_CLASSIF_FC_LAYERS_SIZE=32, MASK_HEAD_CONV_CHANNELS=16,
+                    MASK_HEAD_NUM_CONVS=1, POST_NMS_ROIS_INFERENCE=50, DETECTION_MIN_CONFIDENCE=0.0,
+                    DETECTION_MAX_INSTANCES=7)
+    model = MaskRCNN(config, class_names=["BG", "cat", "dog"], device="cpu").eval()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (90, 120, 3), dtype=np.uint8), rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)]
+    covered = 0
+    for classes, min_confidence in [(None, None), (["dog"], None), ([1], 0.35), (None, 0.99)]:
+        fast = splash_unions(model, images, classes=classes, min_confidence=min_confidence)
+        slow = splash_unions(DetectOnly(model), images, classes=classes, min_confidence=min_confidence)
+        for a, b in zip(fast, slow):
+            assert a.dtype == bool and np.array_equal(a, b)
+            covered += bool(0 < a.sum() < a.size)
+    assert covered >= 3
+    with pytest.raises(MaskRCNNError, match="unknown class 'bird'"):
+        splash_unions(model, images, classes=["bird"])
+    with pytest.raises(MaskRCNNError, match="min_confidence"):
+        splash_unions(model, images, min_confidence=1.5)
 
 
 # ----------------------------------------------------------------------------------

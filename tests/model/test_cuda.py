@@ -180,3 +180,13 @@ def test_detect_runs_on_the_default_device():
     (result,) = model.detect([image])
     assert result["masks"].shape[:2] == image.shape[:2] and isinstance(result["masks"], np.ndarray)
     assert result["rois"].dtype == np.int32 and len(result["class_ids"]) == result["masks"].shape[2]
+
+
+def test_detect_union_on_cuda_is_the_union_of_detect_masks(trained_tiny):
+    images = [synthetic_scene()[0]] * 2
+    result = trained_tiny.detect(images)[0]
+    for class_ids in (None, [1], [2]):
+        unions = trained_tiny.detect_union(images, class_ids=class_ids)
+        keep = np.ones(len(result["class_ids"]), dtype=bool) if class_ids is None else np.isin(result["class_ids"], class_ids)
+        expected = result["masks"][..., keep].any(axis=2)
+        assert expected.any() and all(np.array_equal(u, expected) for u in unions)

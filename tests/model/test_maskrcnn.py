@@ -130,3 +130,35 @@ def test_class_names_must_match_num_classes():
     with pytest.raises(ValueError, match="class_names has 2 names but NUM_CLASSES=3"):
         MaskRCNN(Config(**TINY), class_names=["BG", "a"], device="cpu")
     assert MaskRCNN(Config(**TINY), device="cpu").class_names == ["BG", "class1", "class2"]
+
+
+def test_detect_union_is_the_union_of_detect_masks(model):
+    images = [_image(90, 120, 3), _image(50, 40, 4), _image(70, 70, 5)]
+    results = model.detect(images)
+    nontrivial = 0
+    for class_ids, min_confidence in [(None, None), ([1], None), (None, 0.4), ([2], 0.3), (None, 1.0)]:
+        unions = model.detect_union(images, class_ids=class_ids, min_confidence=min_confidence, batch_size=2)
+        assert len(unions) == len(images)
+        for union, r, img in zip(unions, results, images):
+            keep = np.ones(len(r["class_ids"]), dtype=bool)
+            if class_ids is not None:
+                keep &= np.isin(r["class_ids"], class_ids)
+            if min_confidence is not None:
+                keep &= r["scores"] >= min_confidence
+            expected = r["masks"][..., keep].any(axis=2)
+            assert union.dtype == bool and union.shape == img.shape[:2]
+            assert np.array_equal(union, expected)
+            nontrivial += bool(0 < expected.sum() < expected.size)
+    assert nontrivial >= 3  # the comparison saw real masks, not only empty or full ones
+
+
+def test_nonempty_rois_rounds_as_detect():
+    from maskrcnn.model.maskrcnn import _nonempty_rois
+
+    g = torch.Generator().manual_seed(0)
+    boxes = torch.randint(0, 8, (400, 4), generator=g).float() / 2  # many .5 values: half to even
+    boxes[:, 2:] += boxes[:, :2] * 0.5
+    rois = np.around(boxes.numpy()[:, [1, 0, 3, 2]]).astype(np.int32)
+    expected = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0
+    assert 0 < expected.sum() < len(expected)
+    assert np.array_equal(_nonempty_rois(boxes).numpy(), expected)

@@ -39,6 +39,7 @@ __all__ = [
     "filter_detections",
     "luminance",
     "mask_union",
+    "splash_unions",
 ]
 
 # ITU-R 601-2 luma weights (0.299, 0.587, 0.114) in 16-bit fixed point, as Pillow uses them.
@@ -229,6 +230,37 @@ def _detect(model: Any, images: list[np.ndarray]) -> list[dict[str, Any]]:
     return results
 
 
+def splash_unions(
+    model: Any,
+    images: list[np.ndarray],
+    *,
+    classes: Iterable[str | int] | None = None,
+    min_confidence: float | None = None,
+) -> list[np.ndarray]:
+    """Per image the H×W bool union of the masks that the splash keeps: ``mask_union`` of
+    ``filter_detections(model.detect([image])[0], ...)["masks"]``.
+
+    With our :class:`~maskrcnn.model.maskrcnn.MaskRCNN` (anything with ``detect_union``) the union
+    is taken on the model's device; another model object goes through its ``detect``.
+    """
+    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+        raise MaskRCNNError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    class_names = list(getattr(model, "class_names", []) or [])
+    if hasattr(model, "detect_union"):
+        ids = None if classes is None else _class_ids(classes, class_names)
+        unions = list(model.detect_union(images, class_ids=ids, min_confidence=min_confidence,
+                                         batch_size=len(images)))
+    else:
+        results = _detect(model, images)
+        if classes is not None or min_confidence is not None:
+            results = [filter_detections(r, class_names, classes=classes, min_confidence=min_confidence)
+                       for r in results]
+        unions = [mask_union(r["masks"], height=im.shape[0], width=im.shape[1]) for im, r in zip(images, results)]
+    if len(unions) != len(images):
+        raise MaskRCNNError(f"model returned {len(unions)} results for {len(images)} images")
+    return unions
+
+
 def _check_min_confidence(model: Any, min_confidence: float | None) -> None:
     floor = getattr(getattr(model, "config", None), "DETECTION_MIN_CONFIDENCE", None)
     if min_confidence is not None and floor is not None and min_confidence < floor:
@@ -271,19 +303,14 @@ def detect_and_color_splash(
         _class_ids(classes, class_names)  # fail before any work on an unknown class
     _check_min_confidence(model, min_confidence)
 
-    def keep(r: dict[str, Any]) -> dict[str, Any]:
-        if classes is None and min_confidence is None:
-            return r
-        return filter_detections(r, class_names, classes=classes, min_confidence=min_confidence)
-
     if image_path is not None:
         source = Path(image_path)
         out = Path(out_path) if out_path is not None else _default_out(source, ".png")
         if out.suffix.lower() not in _IMAGE_FORMATS:
             raise MaskRCNNError(f"output image {out}: unsupported extension {out.suffix!r}; use .png, .jpg or .jpeg")
         image = read_image(source)
-        (r,) = _detect(model, [image])
-        _save_image(out, color_splash(image, keep(r)["masks"]))
+        (union,) = splash_unions(model, [image], classes=classes, min_confidence=min_confidence)
+        _save_image(out, color_splash(image, union))
         return out
 
     from .video import transform_video
@@ -295,8 +322,8 @@ def detect_and_color_splash(
     stats = transform_video(
         source,
         out,
-        infer=lambda images: _detect(model, images),
-        render=lambda image, r: color_splash(image, keep(r)["masks"]),
+        infer=lambda images: splash_unions(model, images, classes=classes, min_confidence=min_confidence),
+        render=color_splash,
         batch_size=batch_size,
         progress=progress,
         desc=f"splash {source.name}",

@@ -9,7 +9,8 @@ torchvision's ``maskrcnn_resnet50_fpn`` computes (see ``tests/model/test_parity.
   each multiplied by ``LOSS_WEIGHTS``;
 * ``model(images)`` in eval mode → per image ``boxes [N,4]`` xyxy original pixels,
   ``labels`` int64, ``scores``, ``masks [N,H,W]`` float probabilities at original size;
-* :meth:`detect` — matterport's API on numpy images;
+* :meth:`detect` — matterport's API on numpy images; :meth:`detect_union` — the union of the
+  detected masks per image (what a color splash needs), computed on the model's device;
 * :meth:`run_graph` — named intermediates of one inference forward;
 * :meth:`save` / :meth:`from_checkpoint` / :meth:`load_weights` — checkpoints.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,18 +151,51 @@ class MaskRCNN(nn.Module, Probed):
             print(f"Processing {len(tensors)} images")
             for t in tensors:
                 print(f"image                    shape: {tuple(t.shape[1:]) + (3,)}  dtype: uint8")
+        return [self._to_matterport(out) for out in self._inference_outputs(tensors, batch_size)]
+
+    def detect_union(
+        self,
+        images: Sequence[np.ndarray],
+        *,
+        class_ids: Iterable[int] | None = None,
+        min_confidence: float | None = None,
+        batch_size: int | None = None,
+    ) -> list[np.ndarray]:
+        """Per image the ``H×W`` bool union of the masks :meth:`detect` returns — only of
+        ``class_ids`` (``None``: all) and of scores ≥ ``min_confidence`` when given.
+
+        What a color splash needs, computed where the model runs: only ``H×W`` bools reach the
+        host, instead of ``N`` full-size masks transposed to matterport's ``H×W×N``.
+        """
+        tensors = [_image_tensor(image, i) for i, image in enumerate(images)]
+        wanted = None if class_ids is None else sorted({int(c) for c in class_ids})
+        unions = []
+        for out in self._inference_outputs(tensors, batch_size):
+            keep = _nonempty_rois(out["boxes"])
+            if wanted is not None:
+                keep &= torch.isin(out["labels"], torch.tensor(wanted, device=keep.device))
+            if min_confidence is not None:
+                keep &= out["scores"].float() >= float(min_confidence)
+            probs = out["masks"] if bool(keep.all()) else out["masks"][keep]
+            if probs.shape[0] == 0:
+                unions.append(np.zeros(tuple(probs.shape[1:]), dtype=bool))
+                continue
+            # any(p_i >= t) == max_i(p_i) >= t: one pass, no N×H×W bool intermediate
+            unions.append((probs.amax(dim=0) >= self.config.MASK_THRESHOLD).cpu().numpy())
+        return unions
+
+    def _inference_outputs(self, tensors: list[Tensor], batch_size: int | None) -> Iterator[dict[str, Tensor]]:
+        """The eval-mode outputs of :meth:`forward`, ``batch_size`` (default BATCH_SIZE) images a call."""
         step = int(batch_size or self.config.BATCH_SIZE or 1)
-        results: list[dict] = []
         was_training = self.training
         self.eval()
         try:
-            with torch.inference_mode():
-                for start in range(0, len(tensors), step):
+            for start in range(0, len(tensors), step):
+                with torch.inference_mode():
                     outputs = self(tensors[start:start + step])
-                    results.extend(self._to_matterport(out) for out in outputs)
+                yield from outputs
         finally:
             self.train(was_training)
-        return results
 
     def _to_matterport(self, out: dict[str, Tensor]) -> dict[str, np.ndarray]:
         boxes = out["boxes"].float().cpu().numpy()
@@ -280,6 +314,13 @@ def _config_class(name: str | None) -> type[Config]:
     if isinstance(klass, type) and issubclass(klass, Config):
         return klass
     return Config
+
+
+def _nonempty_rois(boxes: Tensor) -> Tensor:
+    """``[N]`` bool: the ``xyxy`` boxes whose matterport ``rois`` (rounded to whole pixels, as
+    :meth:`MaskRCNN.detect` rounds them) have a nonzero area; on the boxes' device."""
+    rounded = torch.round(boxes.float())  # half to even, as np.around
+    return (rounded[:, 2] - rounded[:, 0]) * (rounded[:, 3] - rounded[:, 1]) > 0
 
 
 def _image_tensor(image: Any, index: int) -> Tensor:
