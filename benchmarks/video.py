@@ -131,12 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         order = [("model", model_only), ("union", model_union), ("splash", splash)]
         for name, fn in (order if run % 2 == 0 else order[::-1]):
             times[name].append(timed(fn))
-    t_model, t_splash = times["model"], times["splash"]
-    union_s = statistics.median(times["union"])
     if not results:
         model_only()
     t_decode, t_composite, t_encode = timed(decode), timed(composite), timed(encode)
-    model_s, splash_s = statistics.median(t_model), statistics.median(t_splash)
+    model_s, union_s, splash_s = (statistics.median(times[name]) for name in ("model", "union", "splash"))
     detections = sum(len(r["class_ids"]) for r in results) / n
 
     info = common.machine_info(device)

@@ -209,3 +209,19 @@ def test_training_fold_follows_changed_bn_statistics():
         expected = body.eval()(x)[-1]
         assert (edited - expected).abs().max() <= 1e-4 * expected.abs().max()
         assert (edited - after_load).abs().max() > 1e-3 * expected.abs().max()
+
+
+def test_prepare_for_inference_compile_wraps_the_backbone():
+    """The optional torch.compile path: the backbone's forward is compiled, detections unchanged.
+    (The "eager" backend checks the wiring in seconds; inductor's code generation is benchmarked.)"""
+    torch.manual_seed(0)
+    model = MaskRCNN(_small_config(), device="cpu").eval()
+    fast = prepare_for_inference(model, compile=True, compile_options={"backend": "eager"})
+    assert fast.backbone.forward is not model.backbone.forward
+    assert hasattr(fast.backbone.forward, "_torchdynamo_orig_callable")  # what torch.compile returns
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    with torch.inference_mode():
+        ref = model([torch.from_numpy(image).permute(2, 0, 1)])[0]
+        out = fast([torch.from_numpy(image).permute(2, 0, 1)])[0]
+    assert torch.equal(out["labels"], ref["labels"]) and out["boxes"].shape[0] > 0
+    torch.testing.assert_close(out["boxes"], ref["boxes"], rtol=0, atol=1e-3)

@@ -167,10 +167,7 @@ def filter_detections(
         wanted = _class_ids(classes, class_names)
         keep &= np.isin(class_ids, list(wanted))
     if min_confidence is not None:
-        min_confidence = float(min_confidence)
-        if not 0.0 <= min_confidence <= 1.0:
-            raise MaskRCNNError(f"min_confidence must be in [0, 1], got {min_confidence}")
-        keep &= np.asarray(r["scores"]) >= min_confidence
+        keep &= np.asarray(r["scores"]) >= _checked_confidence(min_confidence)
     out = dict(r)
     for key in ("rois", "class_ids", "scores"):
         if key in r:
@@ -179,6 +176,13 @@ def filter_detections(
         masks = r["masks"]
         out["masks"] = masks[keep] if isinstance(masks, torch.Tensor) else masks[..., keep]
     return out
+
+
+def _checked_confidence(min_confidence: float) -> float:
+    value = float(min_confidence)
+    if not 0.0 <= value <= 1.0:
+        raise MaskRCNNError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    return value
 
 
 def _class_ids(classes: Iterable[str | int], class_names: Sequence[str]) -> set[int]:
@@ -243,8 +247,8 @@ def splash_unions(
     With our :class:`~maskrcnn.model.maskrcnn.MaskRCNN` (anything with ``detect_union``) the union
     is taken on the model's device; another model object goes through its ``detect``.
     """
-    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
-        raise MaskRCNNError(f"min_confidence must be in [0, 1], got {min_confidence}")
+    if min_confidence is not None:
+        _checked_confidence(min_confidence)  # before any work
     class_names = list(getattr(model, "class_names", []) or [])
     if hasattr(model, "detect_union"):
         ids = None if classes is None else _class_ids(classes, class_names)

@@ -200,7 +200,7 @@ class MaskRCNN(nn.Module, Probed):
     def _to_matterport(self, out: dict[str, Tensor]) -> dict[str, np.ndarray]:
         boxes = out["boxes"].float().cpu().numpy()
         rois = np.around(boxes[:, [1, 0, 3, 2]]).astype(np.int32).reshape(-1, 4)
-        keep = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0  # matterport drops empty boxes
+        keep = _nonempty_rois(out["boxes"]).cpu().numpy()  # matterport drops empty boxes
         masks = (out["masks"] >= self.config.MASK_THRESHOLD).cpu().numpy()[keep]
         return {
             "rois": rois[keep],
