@@ -68,7 +68,8 @@ class BoxCoder:
         heights = reference[:, 3] - reference[:, 1]
         ctr_x = reference[:, 0] + 0.5 * widths
         ctr_y = reference[:, 1] + 0.5 * heights
-        deltas = deltas.reshape(deltas.shape[0], -1, 4)
+        # K from the column count, not -1: a reshape of 0 rows cannot infer it (0 proposals).
+        deltas = deltas.reshape(deltas.shape[0], deltas.shape[-1] // 4, 4)
         dx = deltas[..., 0] / wx
         dy = deltas[..., 1] / wy
         dw = torch.clamp(deltas[..., 2] / ww, max=self.clip)
