@@ -155,6 +155,7 @@ class Config:
         for key in self.attribute_names():
             setattr(self, key, copy.deepcopy(getattr(self, key)))
         self._derive()
+        self._check_types()  # before _derive, which computes with them
 
     # ------------------------------------------------------------------ derived values
     def _derive(self) -> None:
@@ -210,6 +211,9 @@ class Config:
             if isinstance(default, tuple) and isinstance(value, list):
                 value = tuple(value)
             clean[key] = value
+            problem = cls.type_problem(key, value)
+            if problem:
+                raise ConfigError(f"{source}: {problem}")
         return cls(**clean)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -242,8 +246,30 @@ class Config:
         values.update(overrides)
         return type(self).from_dict(values)
 
+    @classmethod
+    def type_problem(cls, key: str, value: Any) -> str | None:
+        """``"KEY=value: expected <type> (the default is …)"`` when ``value`` has the wrong type for ``key``.
+
+        The type expected is that of the attribute's default in the first class that declares it
+        (an ``int`` default wants an integer, a ``float`` one any number, a list of numbers a list or
+        tuple of numbers, ...), or None where the annotation says ``| None``. None for unknown keys.
+        """
+        kind = _expected_kind(cls, key)
+        if kind is None or _has_kind(value, kind):
+            return None
+        default = getattr(cls, key, None)
+        hint = f" (the default is {_plain(default)!r})" if default is not None else ""
+        return f"{key}={value!r}: expected {_KIND_WORDS[kind[0]]}{' or None' if kind[1] else ''}{hint}"
+
+    def _check_types(self, source: str | None = None) -> None:
+        """Raise a one-line :class:`ConfigError` naming every attribute of the wrong type."""
+        problems = [p for key in self.attribute_names() if (p := self.type_problem(key, getattr(self, key)))]
+        if problems:
+            raise ConfigError((f"{source}: " if source else "") + "; ".join(problems))
+
     def display(self) -> str:
         """Print and return the configuration values, matterport style."""
+        self._check_types()  # the value checks below compare and compute: types first
         lines = ["Configurations:"]
         for key, value in self.to_dict(derived=True).items():
             lines.append(f"{key:30} {value}")
@@ -404,3 +430,61 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+_KIND_WORDS = {"bool": "true or false", "int": "an integer", "number": "a number", "str": "a string",
+               "numbers": "a list of numbers", "list": "a list", "weights": "a mapping of loss name to number"}
+# Attributes whose default's type is narrower than what they accept: (kind, None allowed).
+_KIND_OVERRIDES = {"IMAGE_MIN_SCALE": ("number", False), "GRADIENT_CLIP_NORM": ("number", True)}
+
+
+def _expected_kind(cls: type, key: str) -> tuple[str, bool] | None:
+    """(kind, None allowed) of attribute ``key``, from its declaring class's default and annotation."""
+    if key in _KIND_OVERRIDES:
+        return _KIND_OVERRIDES[key]
+    for klass in reversed(cls.__mro__):
+        if key in vars(klass):
+            default = vars(klass)[key]
+            annotation = str(vars(klass).get("__annotations__", {}).get(key, ""))
+            break
+    else:
+        return None
+    nullable = "None" in annotation
+    if isinstance(default, bool):
+        return "bool", nullable
+    if isinstance(default, int):
+        return "int", nullable
+    if isinstance(default, float):
+        return "number", nullable
+    if isinstance(default, str):
+        return "str", nullable
+    if isinstance(default, dict):
+        return "weights", nullable
+    if isinstance(default, (list, tuple, np.ndarray)):
+        numeric = len(default) == 0 or all(_has_kind(v, ("number", False)) for v in default)
+        return ("numbers" if numeric else "list"), nullable
+    if default is None and annotation:
+        for word, kind in (("str", "str"), ("int", "int"), ("float", "number"), ("bool", "bool"), ("list", "list")):
+            if word in annotation:
+                return kind, True
+    return None
+
+
+def _has_kind(value: Any, kind: tuple[str, bool]) -> bool:
+    name, nullable = kind
+    if value is None:
+        return nullable
+    is_bool = isinstance(value, (bool, np.bool_))
+    if name == "bool":
+        return is_bool
+    if name == "int":
+        return isinstance(value, (int, np.integer)) and not is_bool
+    if name == "number":
+        return isinstance(value, (int, float, np.integer, np.floating)) and not is_bool
+    if name == "str":
+        return isinstance(value, str)
+    if name == "weights":
+        return isinstance(value, dict) and all(_has_kind(v, ("number", False)) for v in value.values())
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    return name == "list" or all(_has_kind(v, ("number", False)) for v in value)
+
+

@@ -21,8 +21,12 @@ from ..errors import ConfigError, DatasetError, WeightsError
 from .options import EXTRA_ATTRIBUTES
 
 
-def parse_set_values(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["IMAGES_PER_GPU=4", "RPN_ANCHOR_SCALES=[8, 16, 32, 64, 128]"]`` → dict, values parsed as YAML."""
+def parse_set_values(items: Sequence[str] | None, config_class: type = Config) -> dict[str, Any]:
+    """``["IMAGES_PER_GPU=4", "RPN_ANCHOR_SCALES=[8, 16, 32, 64, 128]"]`` → dict, values parsed as YAML.
+
+    A value of the wrong type for an attribute of ``config_class`` is a :class:`ConfigError` naming the
+    ``--set`` item and the type expected (names the class does not know are left to the caller).
+    """
     import yaml
 
     values: dict[str, Any] = {}
@@ -35,6 +39,9 @@ def parse_set_values(items: Sequence[str] | None) -> dict[str, Any]:
             values[key] = _number(yaml.safe_load(text)) if text.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not a YAML scalar or list: {exc}") from None
+        problem = config_class.type_problem(key, values[key])
+        if problem:
+            raise ConfigError(f"--set {item}: {problem}")
     return values
 
 
@@ -88,7 +95,7 @@ def build_config(*, config_file: str | Path | None = None, sets: Sequence[str] |
     if config_file is not None:
         values.update(read_config_file(config_file))
         source = str(config_file)
-    values.update(parse_set_values(sets))
+    values.update(parse_set_values(sets, config_class))
     values, training = split_training_attributes(values, config_class)
     if num_classes is not None:
         given = values.get("NUM_CLASSES")
