@@ -3,15 +3,17 @@
 Thin by design: each sub-command lives in :mod:`maskrcnn.commands.<name>` with
 ``add_arguments(parser)`` and ``run(args) -> int``; only the invoked one is
 imported, so ``maskrcnn --help`` is instant. Errors of this package
-(:class:`~maskrcnn.errors.MaskRCNNError`) print as one line without a traceback;
-``--debug`` shows the traceback.
+(:class:`~maskrcnn.errors.MaskRCNNError`) print as one line without a traceback, warnings as
+one line ``maskrcnn COMMAND: warning: ...``; ``--debug`` shows the traceback and Python's warnings.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 # name -> (module under maskrcnn.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +44,24 @@ def _parser_for(name: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` printing ``maskrcnn COMMAND: warning: MESSAGE`` on one line to stderr.
+
+    Warnings of this package (dataset, splash, training) read as the command's own; others name
+    their category and module. No source line, no file:line (``--debug`` keeps Python's format).
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if not os.path.abspath(filename).startswith(package + os.sep):
+            module = os.path.splitext(os.path.basename(filename))[0]
+            text += f" ({category.__name__} from {module})"
+        print(f"maskrcnn {command}: warning: {text}", file=sys.stderr if file is None else file, flush=True)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     name = next((a for a in argv if not a.startswith("-")), None)
@@ -56,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
     module = importlib.import_module(f"maskrcnn.commands.{COMMANDS[args.command][0]}")
     try:
-        return int(module.run(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _one_line_warning(args.command)
+            return int(module.run(args) or 0)
     except MaskRCNNError as exc:
         if args.debug:
             raise
