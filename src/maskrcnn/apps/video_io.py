@@ -215,6 +215,8 @@ def open_video(path: str | os.PathLike[str]) -> InputVideo:
     """Open a video for reading. Raises :class:`ImageError` naming the file when it is
     missing, unreadable, or has no video stream."""
     p = Path(path)
+    if p.is_dir():
+        raise ImageError(f"{p}: is a folder, not a video file")
     if not p.is_file():
         raise ImageError(f"video file not found: {p}")
     try:

@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
         raise MaskRCNNError(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
     source = Path(args.image or args.video)
+    option = "--image" if args.image else "--video"
+    if source.is_dir():
+        raise MaskRCNNError(f"{option} {source}: is a folder; give one {option[2:]} file (for the images of a "
+                            f"folder: maskrcnn detect --weights ... {source} --out DIR)")
     if not source.is_file():
         raise MaskRCNNError(f"--{'image' if args.image else 'video'}: file not found: {source}")
     classes = _classes(args.classes)

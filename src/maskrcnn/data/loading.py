@@ -35,7 +35,7 @@ from .formats.common import read_json
 from .formats.labelme import add_labelme, is_labelme
 from .formats.masks import add_mask_folder, is_mask_dataset
 from .formats.shapes import ShapesDataset
-from .formats.via import add_via, via_kind
+from .formats.via import add_via, describe_json, not_via_message, via_kind
 from .problems import Problems, sink
 
 FORMAT_CHOICES = ("auto",) + FORMATS
@@ -74,12 +74,19 @@ def _resolve_file(path: Path, fmt: str) -> Resolved:
     if kind == "via-attributes":
         raise DatasetError(f"{path}: is a VIA attribute definition file, not annotations")
     if kind is None:
+        _refuse_unknown(path, data, fmt)
         raise DatasetError(f"{path}: not a known annotation format (VIA: entries with 'filename' and 'regions', "
                            f"or '_via_img_metadata'; COCO: 'images', 'annotations', 'categories'; labelme: "
                            f"'shapes' and 'imagePath')")
     if fmt != "auto" and fmt != kind:
         raise DatasetError(f"{path}: is a {kind} file, not {fmt} (use --format auto or {kind})")
     return Resolved(kind, path, data=data)
+
+
+def _refuse_unknown(path: Path, data: Any, fmt: str) -> None:
+    """Raise the named format's own message for a JSON ``path`` that is not of that format."""
+    if fmt == "via":
+        raise DatasetError(not_via_message(path, data))
 
 
 def find_annotations(folder: Path, *, format: str = "auto", annotations: str | None = None,
@@ -110,7 +117,7 @@ def find_annotations(folder: Path, *, format: str = "auto", annotations: str | N
             broken[f] = exc
             continue
         kind = json_kind(data)
-        kinds[f] = (kind, data if kind in ("via", "coco") else None)
+        kinds[f] = (kind, data if kind in ("via", "coco", None) else None)
     for f, exc in broken.items():
         if f.name in PREFERRED_FILES:
             raise exc
@@ -134,6 +141,15 @@ def find_annotations(folder: Path, *, format: str = "auto", annotations: str | N
                            f"by the subset name)")
     if broken and not kinds:
         raise next(iter(broken.values()))
+    # A JSON that parses but is no known format, under an annotation file's name (or the only JSON when
+    # the format is named): say what it holds instead of "no annotations found".
+    unknown = [f for f, (k, _) in kinds.items() if k is None]
+    named = [f for f in unknown if f.name in PREFERRED_FILES] or (unknown if format != "auto" and
+                                                                   len(unknown) == 1 else [])
+    if named and not labelme:
+        _refuse_unknown(named[0], kinds[named[0]][1], format)
+        raise DatasetError(f"{named[0]}: is {describe_json(kinds[named[0]][1])}, not a known annotation format "
+                           f"(expected VIA, COCO or labelme JSON)")
     if format == "auto" and is_mask_dataset(folder):
         return Resolved("masks", folder)
     return None

@@ -35,6 +35,28 @@ from ..problems import Problems, sink
 from .common import check_shape, class_list, default_class_name, oriented_size, read_json, safe_join
 
 
+#: What a VIA annotation file holds, for messages about files that do not.
+VIA_EXPECTED = ("a VIA export (an object keyed by '<filename><size>' whose entries have 'filename' and "
+                "'regions') or a VIA project (an object with '_via_img_metadata')")
+
+
+def describe_json(data: Any) -> str:
+    """A few words on what a parsed JSON value is (``"a JSON list of 3 items"``, ``"an empty JSON object"``)."""
+    if isinstance(data, dict):
+        if not data:
+            return "an empty JSON object"
+        keys = ", ".join(repr(k) for k in list(data)[:3]) + (", ..." if len(data) > 3 else "")
+        return f"a JSON object with keys {keys}"
+    if isinstance(data, list):
+        return f"a JSON list of {len(data)} item{'s' * (len(data) != 1)}"
+    return f"a JSON {type(data).__name__} ({data!r:.40})"
+
+
+def not_via_message(path: str | Path, data: Any) -> str:
+    """``"<path>: is <what it is>, not VIA annotations (expected ...)"``."""
+    return f"{path}: is {describe_json(data)}, not VIA annotations (expected {VIA_EXPECTED})"
+
+
 def via_kind(data: Any) -> str | None:
     """``"project"``, ``"export"``, ``"attributes"`` (a VIA attribute definition file) or None."""
     if not isinstance(data, dict):
@@ -169,8 +191,7 @@ def add_via(
     if kind == "attributes":
         raise DatasetError(f"{path}: is a VIA attribute definition file, not annotations")
     if kind is None:
-        raise DatasetError(f"{path}: not a VIA file (expected a VIA export keyed by '<filename><size>' "
-                           f"or a project with '_via_img_metadata')")
+        raise DatasetError(not_via_message(path, data))
     metadata = data["_via_img_metadata"] if kind == "project" else data
     if not isinstance(metadata, dict):
         raise DatasetError(f"{path}: '_via_img_metadata' must be an object")
