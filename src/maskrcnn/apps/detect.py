@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ImageError, MaskRCNNError
+from ..fileio import atomic_path
 from .export_predictions import (
     ImageRecord,
     coco_images_document,
@@ -148,16 +149,15 @@ def _render(image: np.ndarray, result: Mapping, class_names: Sequence[str]) -> n
 
 
 def _place_image(source: Path, target: Path) -> None:
-    """Put ``source`` at ``target``: a hard link where the file system allows, else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        if target.samefile(source):
-            return
-        target.unlink()
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    """Put a copy of ``source`` at ``target`` (labelme opens the image beside its JSON).
+
+    A copy, never a link: an output must not alias an input (editing it would change the user's
+    original). Written through :func:`~maskrcnn.fileio.atomic_path`, so it replaces an older output
+    (even a hard link left by an old version) without touching the source, and gets the umask's
+    ordinary permissions like every other output (not the source's mode).
+    """
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
