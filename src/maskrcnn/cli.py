@@ -18,6 +18,7 @@ import warnings
 # name -> (module under maskrcnn.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "offline end-to-end demo on synthetic shapes: train, evaluate, splash, inspect"),
+    "download": ("download", "download a tutorial dataset (balloon) into data/<name>, checksum-verified"),
     "check-dataset": ("check_dataset", "load a dataset, count images/instances/classes, name every problem"),
     "show-dataset": ("show_dataset", "draw samples with masks, boxes, class names and matching anchors"),
     "train": ("train", "train or fine-tune (transfer learning, staged layers, resume)"),

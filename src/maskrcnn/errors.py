@@ -25,3 +25,7 @@ class ImageError(MaskRCNNError, ValueError):
 
 class WeightsError(MaskRCNNError, ValueError):
     """A checkpoint is missing, unsafe, or made for another model."""
+
+
+class DownloadError(MaskRCNNError):
+    """A download failed (offline: the message says where to place the file) or its checksum differs."""
