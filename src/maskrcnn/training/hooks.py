@@ -65,7 +65,11 @@ def _clean(value: Any) -> Any:
 
 class ProgressHook(Hook):
     """A tqdm bar per epoch with running mean losses and ETA (``mode="bar"``), one line per
-    step (``"plain"``, for logs and tests), or nothing (``"none"``). Rank 0 only."""
+    step (``"plain"``, for logs and tests), or nothing (``"none"``). Rank 0 only.
+
+    The validation loss after an epoch gets its own bar (``"bar"``) or one line announcing its
+    batches (``"plain"``), so a long validation is never silent. tqdm's ETA comes from the
+    measured pace of the steps so far."""
 
     def __init__(self, mode: str = "bar", stream=None) -> None:
         if mode not in ("bar", "plain", "none"):
@@ -100,6 +104,25 @@ class ProgressHook(Hook):
             print(f"epoch {info.epoch + 1}/{trainer.target_epochs} step {info.step + 1}/"
                   f"{trainer.options.steps_per_epoch} global_step {info.global_step} lr {info.lr:.6g} "
                   f"{format_losses(info.losses)}", file=self.stream, flush=True)
+
+    def before_validation(self, trainer: Trainer, steps: int) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if not trainer.ctx.is_main or steps <= 0:
+            return
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, desc="validation", unit="batch", file=self.stream, dynamic_ncols=True,
+                            leave=False)
+        elif self.mode == "plain":
+            print(f"validation loss: {steps} batches of {trainer.options.images_per_gpu} images", file=self.stream,
+                  flush=True)
+
+    def after_validation_step(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
 
     def after_epoch(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if self.bar is not None:

@@ -30,8 +30,13 @@ SEED                      None         seed of sampling and all RNGs (None: draw
 ========================  ===========  ==============================================================
 
 Matterport attributes used as they are: LEARNING_RATE, LEARNING_MOMENTUM,
-WEIGHT_DECAY, GRADIENT_CLIP_NORM, STEPS_PER_EPOCH, VALIDATION_STEPS,
-IMAGES_PER_GPU, USE_MINI_MASK, MINI_MASK_SHAPE, MAX_GT_INSTANCES.
+WEIGHT_DECAY, GRADIENT_CLIP_NORM, STEPS_PER_EPOCH, IMAGES_PER_GPU, USE_MINI_MASK,
+MINI_MASK_SHAPE, MAX_GT_INSTANCES.
+
+VALIDATION_STEPS (matterport: 50 batches of validation loss after every epoch) is an upper
+bound: :func:`validation_steps` keeps the validation loss proportionate, at most one pass over
+the validation images and at most a quarter of the epoch's training steps (a validation batch
+costs about a third of a training step, so validation adds at most about 8 % to an epoch).
 """
 
 from __future__ import annotations
@@ -180,3 +185,13 @@ class TrainOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def validation_steps(options: TrainOptions, val_images: int, world_size: int = 1) -> int:
+    """Validation-loss batches per epoch and rank: ``VALIDATION_STEPS``, capped at one pass over the
+    ``val_images`` validation images (``ceil(val_images / (IMAGES_PER_GPU * world_size))``) and at a
+    quarter of ``STEPS_PER_EPOCH`` (at least 1); 0 when either is 0 (see the module docstring)."""
+    if options.validation_steps <= 0 or val_images <= 0:
+        return 0
+    one_pass = -(-int(val_images) // (options.images_per_gpu * max(int(world_size), 1)))
+    return max(min(options.validation_steps, one_pass, options.steps_per_epoch // 4), 1)

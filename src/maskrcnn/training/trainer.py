@@ -5,7 +5,8 @@ learning rate from the schedule → ``GRADIENT_ACCUMULATION`` micro-batches of
 ``IMAGES_PER_GPU`` images (forward under autocast, the five weighted losses summed,
 finite-loss check, backward; DDP syncs only on the last micro-batch) → gradient
 clipping (``GRADIENT_CLIP_NORM``, after unscaling under fp16) → optimizer step.
-After the epoch: the validation loss over ``VALIDATION_STEPS`` batches, then the
+After the epoch: the validation loss over ``VALIDATION_STEPS`` batches (capped, see
+:func:`~maskrcnn.training.options.validation_steps`), then the
 hooks (validation mAP, logs, checkpoint) in the order given.
 
 Reproducibility: at the start of every epoch all global RNGs are seeded from
@@ -34,7 +35,7 @@ from ..errors import MaskRCNNError
 from ..model.amp import autocast_context
 from . import distributed as D
 from .layers import freeze_norm_statistics
-from .options import TrainOptions
+from .options import TrainOptions, validation_steps
 from .rng import derive_seed, seed_everything, worker_init_fn
 from .sampler import EpochSampler
 from .schedule import LRSchedule
@@ -82,6 +83,8 @@ class Hook:
     def before_train(self, trainer: Trainer) -> None: ...
     def before_epoch(self, trainer: Trainer, epoch: int) -> None: ...
     def after_step(self, trainer: Trainer, info: StepInfo) -> None: ...
+    def before_validation(self, trainer: Trainer, steps: int) -> None: ...
+    def after_validation_step(self, trainer: Trainer) -> None: ...
     def after_epoch(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
     def after_train(self, trainer: Trainer) -> None: ...
 
@@ -161,9 +164,11 @@ class Trainer:
         self.train_sampler = EpochSampler(len(train_samples), samples_per_rank=options.steps_per_epoch * per_step,
                                           seed=state.seed, rank=self.ctx.rank, world_size=self.ctx.world_size)
         self.val_sampler = None
-        if val_samples is not None and len(val_samples) > 0 and options.validation_steps > 0:
+        self.validation_steps = validation_steps(options, 0 if val_samples is None else len(val_samples),
+                                                 self.ctx.world_size)
+        if self.validation_steps > 0:
             self.val_sampler = EpochSampler(len(val_samples),
-                                            samples_per_rank=options.validation_steps * options.images_per_gpu,
+                                            samples_per_rank=self.validation_steps * options.images_per_gpu,
                                             seed=state.seed, rank=self.ctx.rank, world_size=self.ctx.world_size)
         self.params = [p for g in optimizer.param_groups for p in g["params"]]
         self.stop_requested = False
@@ -312,6 +317,7 @@ class Trainer:
                 m.eval()
         sums: dict[str, float] = {}
         count = 0
+        self._call("before_validation", self.validation_steps)
         for ids, (images, targets) in self._loader(self.val_samples, self.val_sampler):
             images = to_device(images, self.ctx.device)
             targets = to_device(targets, self.ctx.device)
@@ -320,6 +326,7 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
+            self._call("after_validation_step")
         means = {k: v / max(count, 1) for k, v in sums.items()}
         if means:
             means["loss"] = sum(means.values())
