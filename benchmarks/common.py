@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: the two models with identical weights, real images,
 machine description, matmul peak, FLOP counting, stage timelines and peak memory.
 
-Not a test module. Every benchmark compares ``maskrcnn.model.MaskRCNN`` built with
+Not a test module. Every benchmark compares ``maskrcnn.MaskRCNN`` built with
 ``TorchvisionConfig`` against torchvision's Mask R-CNN R50-FPN loaded from the **same**
 state-dict file: torchvision's model is built with ``torch.manual_seed(seed)`` exactly as
 ``maskrcnn_resnet50_fpn`` builds it for pretrained weights (ResNet-50 with
@@ -142,15 +142,17 @@ def build_torchvision(weights: str | Path, device: torch.device, *, min_size: in
 
 
 def build_ours(weights: str | Path, device: torch.device, *, min_size: int = 800, max_size: int = 1333,
-               optimize: bool = True, channels_last: bool | None = None, compile: bool = False) -> nn.Module:
-    """Our model (TorchvisionConfig) with the same weights; ``optimize``: :func:`prepare_for_inference`."""
+               optimize: bool = True, channels_last: bool | None = None, compile: bool = False):
+    """Our detector (TorchvisionConfig) with the same weights; ``optimize``: :func:`prepare_for_inference`.
+    ``.network`` is the ``nn.Module`` to compare with torchvision's."""
     from maskrcnn.config import TorchvisionConfig
+    from maskrcnn.detector import MaskRCNN
     from maskrcnn.model.fuse import prepare_for_inference
-    from maskrcnn.model.maskrcnn import MaskRCNN
 
     model = MaskRCNN(TorchvisionConfig(IMAGE_MIN_DIM=min_size, IMAGE_MAX_DIM=max_size), device="cpu")
     model.load_weights(str(weights))
-    model = model.to(device).eval()
+    model = model.to(device)
+    model.network.eval()
     if optimize:
         model = prepare_for_inference(model, inplace=True, channels_last=channels_last, compile=compile)
     return model

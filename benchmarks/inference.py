@@ -60,7 +60,8 @@ def build(which: str, args: argparse.Namespace, device: torch.device):
         return common.build_torchvision(args.weights, device, min_size=args.min_size, max_size=args.max_size)
     return common.build_ours(args.weights, device, min_size=args.min_size, max_size=args.max_size,
                              optimize=not args.no_optimize,
-                             channels_last=False if args.no_channels_last else None, compile=args.compile)
+                             channels_last=False if args.no_channels_last else None,
+                             compile=args.compile).network
 
 
 def inputs_for(which: str, images, device: torch.device) -> list[torch.Tensor]:

@@ -72,7 +72,7 @@ def build_pair(weights_path: str | Path, *, seed: int = 0, cls_scale: float = 2.
     import torchvision
 
     from maskrcnn.config import TorchvisionConfig
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(seed)
     tv = torchvision.models.detection.maskrcnn_resnet50_fpn(
@@ -80,7 +80,7 @@ def build_pair(weights_path: str | Path, *, seed: int = 0, cls_scale: float = 2.
     with torch.no_grad():
         tv.roi_heads.box_predictor.cls_score.weight.mul_(cls_scale)
     torch.save(tv.state_dict(), weights_path)
-    ours = MaskRCNN(TorchvisionConfig(IMAGE_MIN_DIM=min_size, IMAGE_MAX_DIM=max_size), device="cpu").eval()
+    ours = MaskRCNN(TorchvisionConfig(IMAGE_MIN_DIM=min_size, IMAGE_MAX_DIM=max_size), device="cpu")
     ours.load_weights(weights_path)
     return tv, ours
 
@@ -147,7 +147,7 @@ def run_parity(tv, ours, images: list[np.ndarray], *, mask_threshold: float = 0.
 
     # the box branch on torchvision's own proposals, so that this stage is compared on equal inputs
     features = {name: rec[f"fpn.{name}"] for name, _ in LEVELS}
-    heads = ours.roi_heads
+    heads = ours.network.roi_heads
     with torch.no_grad():
         pooled = heads.box_roi_pool(features, cap["proposals"], batch.image_sizes)
         class_logits, box_deltas = heads.box_predictor(heads.box_head(pooled))

@@ -32,8 +32,7 @@ from maskrcnn.data.augment import default_augmentation
 from maskrcnn.data.loading import load_dataset
 from maskrcnn.evaluation.coco_eval import evaluate_model
 from maskrcnn.evaluation.voc_eval import evaluate_voc
-from maskrcnn.model.maskrcnn import MaskRCNN
-from maskrcnn.training import train
+from maskrcnn.detector import MaskRCNN
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "balloon"
 
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
           f"classes {train_set.class_names[1:]}, {args.size} px", flush=True)
 
     train_small = Downscaled(train_set, args.size)  # validation stays at full size
-    per_step = seconds_per_step(model, train_small, config)
+    per_step = seconds_per_step(model.network, train_small, config)
     budget = args.minutes * 60.0 - (time.perf_counter() - start) - args.eval_reserve
     total_steps = max(config.STEPS_PER_EPOCH, int(budget / (per_step * 1.15)))
     epochs = math.ceil(total_steps / config.STEPS_PER_EPOCH)
@@ -135,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
     table = EpochTable(start)
     logs = args.logs or tempfile.mkdtemp(prefix="train_balloon_")
-    result = train(model, train_small, val_set, epochs=epochs, layers="all", augmentation=default_augmentation(),
-                   logs_dir=logs, seed=args.seed, progress="none", eval_every=0, tensorboard=False,
+    model.model_dir = Path(logs)
+    result = model.train(train_small, val_set, epochs=epochs, layers="all", augmentation=default_augmentation(),
+                   seed=args.seed, progress="none", eval_every=0, tensorboard=False,
                    hooks=[table, Replan(time.perf_counter() + budget)],
                    time_limit=budget,
                    attributes={"LR_SCHEDULE": "cosine", "LR_WARMUP_STEPS": min(100, total_steps // 10),

@@ -29,8 +29,8 @@ from maskrcnn.apps.demo import ShapesDemoConfig, seconds_per_step
 from maskrcnn.data.formats.shapes import ShapesDataset
 from maskrcnn.evaluation.coco_eval import evaluate_model
 from maskrcnn.evaluation.voc_eval import evaluate_voc
-from maskrcnn.model.maskrcnn import MaskRCNN
-from maskrcnn.training import Hook, train
+from maskrcnn.detector import MaskRCNN
+from maskrcnn.training import Hook
 
 
 class ShapesBenchConfig(ShapesDemoConfig):
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     held_out = ShapesDataset(args.val_images, 128, 128, seed=args.seed + 1000)
     model = MaskRCNN(config, class_names=train_set.class_names, device="cpu")
 
-    per_step = seconds_per_step(model, train_set, config, repeats=3)
+    per_step = seconds_per_step(model.network, train_set, config, repeats=3)
     budget = args.minutes * 60.0 - (time.perf_counter() - start) - args.eval_reserve
     # optimizer step, data and bookkeeping add ~10% to forward + backward
     total_steps = max(config.STEPS_PER_EPOCH, int(budget / (per_step * 1.1)))
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     table = EpochTable(start)
     hooks = [table] if args.steps else [table, Replan(time.perf_counter() + budget)]
     logs = args.logs or tempfile.mkdtemp(prefix="train_shapes_")
-    result = train(model, train_set, None, epochs=epochs, layers="all", logs_dir=logs, seed=args.seed,
+    model.model_dir = Path(logs)
+    result = model.train(train_set, None, epochs=epochs, layers="all", seed=args.seed,
                    progress="none", eval_every=0, tensorboard=False, hooks=hooks, time_limit=budget,
                    attributes={"LR_SCHEDULE": "cosine", "LR_WARMUP_STEPS": warmup, "LR_WARMUP_FACTOR": 0.01,
                                "OPTIMIZER": args.optimizer, "CHECKPOINT_KEEP_LAST": 1, "BEST_METRIC": "train.loss"})

@@ -88,7 +88,7 @@ def build(which: str, args: argparse.Namespace, device: torch.device):
         # torchvision's _resnet_fpn_extractor(trainable_layers=3) already froze conv1 and layer1.
     else:
         model = common.build_ours(args.weights, device, min_size=args.min_size, max_size=args.max_size,
-                                  optimize=False)
+                                  optimize=False).network
         body = model.backbone.body
         for module in (body.conv1, body.bn1, body.layer1):
             for p in module.parameters():

@@ -1,4 +1,4 @@
-"""Weights: torchvision COCO / ImageNet state dicts, class-specific exclusion, refusals."""
+"""Weights: torchvision COCO / ImageNet state dicts, class-specific exclusion, refusals, content sniffing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from maskrcnn import weights as W
 from maskrcnn.config import Config, TorchvisionConfig
 from maskrcnn.errors import WeightsError
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.detector import MaskRCNN
 
 SMALL = {"IMAGE_MIN_DIM": 128, "IMAGE_MAX_DIM": 128, "TOP_DOWN_PYRAMID_SIZE": 16, "FPN_CLASSIF_FC_LAYERS_SIZE": 32,
              "MASK_HEAD_CONV_CHANNELS": 16, "MASK_HEAD_NUM_CONVS": 1}
@@ -38,7 +38,7 @@ def tv_model():
 def test_torchvision_maskrcnn_state_dict_loads(tv_file, tv_model):
     report = tv_model.load_weights(tv_file)
     state = torch.load(tv_file, weights_only=True)
-    own = tv_model.state_dict()
+    own = tv_model.network.state_dict()
     assert report.format == "torchvision_maskrcnn" and not report.skipped and not report.missing
     assert len(report.loaded) == len(own)
     assert torch.equal(own["backbone.fpn.inner_blocks.2.weight"], state["backbone.fpn.inner_blocks.2.0.weight"])
@@ -56,9 +56,9 @@ def test_old_torchvision_key_names_load(tv_file, tv_model, tmp_path):
         key = key.replace("roi_heads.mask_head.1.0.", "roi_heads.mask_head.mask_fcn2.")
         old[key] = value
     torch.save(old, tmp_path / "old.pth")
-    report = W.load_weights(tv_model, tmp_path / "old.pth")
+    report = W.load_weights(tv_model.network, tmp_path / "old.pth")
     assert not report.missing
-    assert torch.equal(tv_model.state_dict()["roi_heads.mask_head.1.weight"], state["roi_heads.mask_head.1.0.weight"])
+    assert torch.equal(tv_model.network.state_dict()["roi_heads.mask_head.1.weight"], state["roi_heads.mask_head.1.0.weight"])
 
 
 def test_num_classes_mismatch_needs_exclude(tv_file):
@@ -66,11 +66,11 @@ def test_num_classes_mismatch_needs_exclude(tv_file):
     with pytest.raises(WeightsError, match=r"NUM_CLASSES=91 .*NUM_CLASSES=2.*exclude='class_specific'") as info:
         model.load_weights(tv_file)
     assert str(tv_file) in str(info.value)
-    before = model.state_dict()["roi_heads.box_predictor.cls_score.weight"].clone()
+    before = model.network.state_dict()["roi_heads.box_predictor.cls_score.weight"].clone()
     report = model.load_weights(tv_file, exclude="class_specific")
     assert sorted(report.skipped) == sorted(f"{p}{k}" for p in W.CLASS_SPECIFIC for k in ("weight", "bias"))
     assert "skipped 6" in str(report) and not report.missing
-    assert torch.equal(model.state_dict()["roi_heads.box_predictor.cls_score.weight"], before)
+    assert torch.equal(model.network.state_dict()["roi_heads.box_predictor.cls_score.weight"], before)
     report = model.load_weights(tv_file, exclude=["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"])
     assert len(report.skipped) == 6
 
@@ -84,8 +84,8 @@ def test_imagenet_resnet18_loads_into_body(tmp_path):
     report = model.load_weights(tmp_path / "resnet18.pth")
     assert report.format == "imagenet_resnet"
     assert all(k.startswith("backbone.body.") for k in report.loaded) and len(report.loaded) == 100
-    assert torch.equal(model.backbone.body.layer3[1].conv2.weight, net.layer3[1].conv2.weight)
-    assert torch.equal(model.backbone.body.bn1.running_mean, net.bn1.running_mean)
+    assert torch.equal(model.network.backbone.body.layer3[1].conv2.weight, net.layer3[1].conv2.weight)
+    assert torch.equal(model.network.backbone.body.bn1.running_mean, net.bn1.running_mean)
     assert "rpn.head.conv.weight" in report.missing and not any(k.startswith("fc") for k in report.loaded)
     assert any("PIXEL_STD" in note for note in report.notes)
     # a classification model of another depth is refused, naming the file and a mismatched key
@@ -146,4 +146,43 @@ def test_named_weights_offline_and_cached(tmp_path, monkeypatch, tv_file, tv_mod
     expected.write_bytes(tv_file.read_bytes())
     report = tv_model.load_weights("coco")
     assert not report.missing and any("eps" in note for note in report.notes)
-    assert all(m.eps == 0.0 for m in tv_model.modules() if isinstance(m, FrozenBatchNorm2d))
+    assert all(m.eps == 0.0 for m in tv_model.network.modules() if isinstance(m, FrozenBatchNorm2d))
+    assert tv_model.network.frozen_bn_eps == 0.0
+
+
+@pytest.mark.parametrize("content, what", [
+    (b"hello world\n", r"a text file \(it starts with 'hello world'\)"),
+    ("id,name\n1,ballon\u00e9\n".encode(), r"a text file \(it starts with 'id,name'\)"),
+    (b"", r"the weights file is empty"),
+    (bytes([0x13, 0x37, 0, 1, 2, 3, 4, 5]) * 8, r"not a PyTorch checkpoint \(it starts with the bytes 13 37 00"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(64), r"an HDF5 file"),
+    (b"PK\x03\x04" + bytes(64), r"a zip file that torch.load cannot read"),
+    (b"\x80\x04garbage" + bytes(40), r"not a PyTorch checkpoint"),
+])
+def test_files_that_are_not_checkpoints_are_named_by_content(tmp_path, content, what):
+    """Recognised by their first bytes (W.sniff), never by catching an error text: one line each."""
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=str(path).replace(".", r"\.") + ": .*" + what) as info:
+        W.read_checkpoint(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(WeightsError, match="is a folder"):
+        W.read_checkpoint(tmp_path)
+
+
+def test_sniff_recognizes_torch_files(tmp_path):
+    torch.save({"a": torch.zeros(1)}, tmp_path / "new.pth")
+    torch.save({"a": torch.zeros(1)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    assert W.sniff(tmp_path / "new.pth") == "zip" and W.sniff(tmp_path / "old.pth") == "pickle"
+    assert torch.equal(W.read_checkpoint(tmp_path / "old.pth")["a"], torch.zeros(1))
+
+
+def test_weights_do_not_import_the_model():
+    """weights.py reaches the network through its state dict and a public property only."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(W))
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not any("model" in name or "backbone" in name for name in imported), imported

@@ -120,8 +120,6 @@ class BalloonDataset(Dataset):
 
 def train(model, args):
     """Train the model."""
-    from maskrcnn.training import train as train_model
-
     # Training dataset.
     dataset_train = BalloonDataset()
     dataset_train.load_balloon(args.dataset, "train")
@@ -137,11 +135,10 @@ def train(model, args):
     # COCO trained weights, we don't need to train too long. Also,
     # no need to train all layers, just the heads should do it.
     print("Training network heads")
-    return train_model(model, dataset_train, dataset_val,
+    return model.train(dataset_train, dataset_val,
                        learning_rate=model.config.LEARNING_RATE,
                        epochs=1 if args.smoke else 30,
                        layers='heads',
-                       logs_dir=args.logs,
                        progress="plain" if args.smoke else "bar",
                        eval_every=0 if args.smoke else None,
                        tensorboard=not args.smoke)
@@ -216,28 +213,18 @@ def main(argv=None):
     config.display()
 
     # Create model
-    model = MaskRCNN(config, class_names=["BG", "balloon"], device="cpu" if args.smoke else None)
-    model.model_dir = args.logs
+    model = MaskRCNN(config, class_names=["BG", "balloon"], device="cpu" if args.smoke else None,
+                     model_dir=args.logs)
 
-    # Select weights file to load
-    if args.weights.lower() == "last":
-        # Find last trained weights
-        from maskrcnn.training.rundir import find_last
-        weights_path = find_last(args.logs, config.NAME)
-    else:
-        weights_path = args.weights
-
-    # Load weights
-    if args.weights.lower() == "none":
-        print("Starting from random weights")
-    elif args.weights.lower() == "coco":
+    # Load weights: "coco", "imagenet", "last" (the last run of this NAME in --logs: training
+    # continues it), "none" (random weights) or a file -- one rule, model.load_weights
+    exclude = None
+    if args.weights.lower() == "coco":
         # Exclude the last layers because they require a matching
         # number of classes
-        print("Loading weights ", weights_path)
-        model.load_weights("coco", exclude=["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"])
-    else:
-        print("Loading weights ", weights_path)
-        model.load_weights(weights_path)
+        exclude = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+    print("Loading weights ", args.weights)
+    print(model.load_weights(args.weights, exclude=exclude))
 
     # Train or evaluate
     if args.command == "train":

@@ -218,8 +218,6 @@ def evaluate_coco(model, dataset, coco, eval_type="bbox", limit=0, image_ids=Non
 def train(model, args, dataset_val):
     from torchvision.transforms import v2
 
-    from maskrcnn.training import train as train_model
-
     config = model.config
     # Training dataset. Use the training set and 35K from the
     # validation set, as as in the Mask RCNN paper.
@@ -232,7 +230,7 @@ def train(model, args, dataset_val):
     # Image Augmentation
     # Right/Left flip 50% of the time
     augmentation = v2.RandomHorizontalFlip(0.5)
-    options = dict(augmentation=augmentation, logs_dir=args.logs, progress="plain" if args.smoke else "bar",
+    options = dict(augmentation=augmentation, progress="plain" if args.smoke else "bar",
                    eval_every=0 if args.smoke else None, tensorboard=not args.smoke)
     epochs = (1, 2, 3) if args.smoke else (40, 120, 160)
 
@@ -240,20 +238,20 @@ def train(model, args, dataset_val):
 
     # Training - Stage 1
     print("Training network heads")
-    result = train_model(model, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
-                         epochs=epochs[0], layers='heads', **options)
+    model.train(dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
+                epochs=epochs[0], layers='heads', **options)
 
     # Training - Stage 2
     # Finetune layers from ResNet stage 4 and up
     print("Fine tune Resnet stage 4 and up")
-    result = train_model(model, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
-                         epochs=epochs[1], layers='4+', resume=result.last_checkpoint, **options)
+    model.train(dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
+                epochs=epochs[1], layers='4+', **options)
 
     # Training - Stage 3
     # Fine tune all layers
     print("Fine tune all layers")
-    return train_model(model, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE / 10,
-                       epochs=epochs[2], layers='all', resume=result.last_checkpoint, **options)
+    return model.train(dataset_train, dataset_val, learning_rate=config.LEARNING_RATE / 10,
+                       epochs=epochs[2], layers='all', **options)
 
 
 def main(argv=None):
@@ -317,22 +315,13 @@ def main(argv=None):
     class_names = dataset_val.class_names if len(dataset_val.class_names) == config.NUM_CLASSES else None
 
     # Create model
-    model = MaskRCNN(config, class_names=class_names, device="cpu" if args.smoke else None)
+    model = MaskRCNN(config, class_names=class_names, device="cpu" if args.smoke else None, model_dir=args.logs)
 
-    # Select weights file to load
-    if args.model.lower() == "last":
-        # Find last trained weights
-        from maskrcnn.training.rundir import find_last
-        model_path = str(find_last(args.logs, config.NAME))
-    else:
-        model_path = args.model
-
-    # Load weights
-    if model_path.lower() == "none":
-        print("Starting from random weights")
-    else:
-        print("Loading weights ", model_path)
-        model.load_weights(model_path)
+    # Load weights: "coco", "imagenet", "last" (the last run of this NAME in --logs: training
+    # continues it, as matterport's "continue training the last model"), "none" or a file --
+    # one rule, model.load_weights
+    print("Loading weights ", args.model)
+    print(model.load_weights(args.model))
 
     # Train or evaluate
     if args.command == "train":

@@ -221,7 +221,6 @@ def train(model, dataset_dir, subset, args):
     from torchvision.transforms import v2
 
     from maskrcnn.data.augment import RandomRotate90
-    from maskrcnn.training import train as train_model
 
     # Training dataset.
     dataset_train = NucleusDataset()
@@ -242,7 +241,7 @@ def train(model, dataset_dir, subset, args):
         v2.RandomApply([v2.ColorJitter(brightness=(0.8, 1.5))], p=0.3),
         v2.RandomApply([v2.GaussianBlur(kernel_size=9, sigma=(0.1, 5.0))], p=0.3),
     ])
-    options = dict(augmentation=augmentation, logs_dir=args.logs, progress="plain" if args.smoke else "bar",
+    options = dict(augmentation=augmentation, progress="plain" if args.smoke else "bar",
                    eval_every=0 if args.smoke else None, tensorboard=not args.smoke)
     epochs = (1, 2) if args.smoke else (20, 40)
 
@@ -251,12 +250,12 @@ def train(model, dataset_dir, subset, args):
     # If starting from imagenet, train heads only for a bit
     # since they have random weights
     print("Train network heads")
-    result = train_model(model, dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
-                         epochs=epochs[0], layers='heads', **options)
+    model.train(dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
+                epochs=epochs[0], layers='heads', **options)
 
     print("Train all layers")
-    return train_model(model, dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
-                       epochs=epochs[1], layers='all', resume=result.last_checkpoint, **options)
+    return model.train(dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
+                       epochs=epochs[1], layers='all', **options)
 
 
 ############################################################
@@ -433,27 +432,18 @@ def main(argv=None):
     config.display()
 
     # Create model
-    model = MaskRCNN(config, class_names=["BG", "nucleus"], device="cpu" if args.smoke else None)
+    model = MaskRCNN(config, class_names=["BG", "nucleus"], device="cpu" if args.smoke else None,
+                     model_dir=args.logs)
 
-    # Select weights file to load
-    if args.weights.lower() == "last":
-        # Find last trained weights
-        from maskrcnn.training.rundir import find_last
-        weights_path = str(find_last(args.logs, config.NAME))
-    else:
-        weights_path = args.weights
-
-    # Load weights
-    if weights_path.lower() == "none":
-        print("Starting from random weights")
-    elif weights_path.lower() == "coco":
+    # Load weights: "coco", "imagenet", "last" (the last run of this NAME in --logs: training
+    # continues it), "none" (random weights) or a file -- one rule, model.load_weights
+    exclude = None
+    if args.weights.lower() == "coco":
         # Exclude the last layers because they require a matching
         # number of classes
-        print("Loading weights ", weights_path)
-        model.load_weights("coco", exclude=["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"])
-    else:
-        print("Loading weights ", weights_path)
-        model.load_weights(weights_path)
+        exclude = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+    print("Loading weights ", args.weights)
+    print(model.load_weights(args.weights, exclude=exclude))
 
     # Train or evaluate
     if args.command == "train":

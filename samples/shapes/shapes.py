@@ -91,30 +91,28 @@ def smoke_overrides():
 ############################################################
 
 def train(model, args):
-    """The notebook's schedule: the heads for one epoch, then every layer for one more."""
-    from maskrcnn.training import train as train_model
-
+    """The notebook's schedule: the heads for one epoch, then every layer for one more (one run)."""
     # Training and validation datasets (different seeds: different images)
     dataset_train = ShapesDataset(16 if args.smoke else 500, 128, 128, seed=0)
     dataset_val = ShapesDataset(4 if args.smoke else 50, 128, 128, seed=1)
-    options = dict(logs_dir=args.logs, progress="plain" if args.smoke else "bar",
-                   eval_every=0 if args.smoke else None, tensorboard=not args.smoke)
+    options = dict(progress="plain" if args.smoke else "bar", eval_every=0 if args.smoke else None,
+                   tensorboard=not args.smoke)
 
     # Train the head branches
     # Passing layers="heads" freezes all layers except the head
     # layers. You can also pass a regular expression to select
     # which layers to train by name pattern.
     print("Training network heads")
-    result = train_model(model, dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
-                         epochs=1, layers="heads", **options)
+    model.train(dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE,
+                epochs=1, layers="heads", **options)
 
     # Fine tune all layers
     # Passing layers="all" trains all layers. You can also
     # pass a regular expression to select which layers to
-    # train by name pattern.
+    # train by name pattern. The same run goes on: epoch 2 (epochs is absolute).
     print("Fine tune all layers")
-    return train_model(model, dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE / 10,
-                       epochs=2, layers="all", resume=result.last_checkpoint, **options)
+    return model.train(dataset_train, dataset_val, learning_rate=model.config.LEARNING_RATE / 10,
+                       epochs=2, layers="all", **options)
 
 
 def evaluate(model, args):
@@ -163,22 +161,18 @@ def main(argv=None):
     else:
         config = InferenceConfig(**dict(overrides, IMAGES_PER_GPU=1))
     config.display()
-    model = MaskRCNN(config, class_names=CLASS_NAMES, device="cpu" if args.smoke else None)
+    model = MaskRCNN(config, class_names=CLASS_NAMES, device="cpu" if args.smoke else None, model_dir=args.logs)
 
-    # Which weights to start with? imagenet, coco, last, none or a file
+    # Which weights to start with? imagenet, coco, last, none or a file (one rule: model.load_weights;
+    # "last" continues the last run of this NAME in --logs)
     init_with = args.weights
-    if init_with == "last":
-        from maskrcnn.training.rundir import find_last
-        init_with = str(find_last(args.logs, config.NAME))
-    if init_with == "none":
-        print("Starting from random weights")
-    elif init_with == "coco":
+    exclude = None
+    if init_with == "coco":
         # Load weights trained on MS COCO, but skip layers that
         # are different due to the different number of classes
-        model.load_weights("coco", exclude=["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"])
-    else:
-        print("Loading weights ", init_with)
-        model.load_weights(init_with)
+        exclude = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+    print("Loading weights ", init_with)
+    print(model.load_weights(init_with, exclude=exclude))
 
     {"train": train, "evaluate": evaluate, "detect": detect}[args.command](model, args)
     return 0

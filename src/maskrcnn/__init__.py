@@ -26,7 +26,7 @@ __all__ = [
 def __getattr__(name: str):
     # Heavy modules load on first use, so `import maskrcnn` stays fast for the CLI.
     if name == "MaskRCNN":
-        from .model.maskrcnn import MaskRCNN
+        from .detector import MaskRCNN
 
         return MaskRCNN
     if name == "Dataset":

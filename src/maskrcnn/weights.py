@@ -1,12 +1,22 @@
-"""Checkpoint formats: ours, torchvision's Mask R-CNN (COCO), torchvision's ImageNet ResNets.
+"""Weights file formats: ours, torchvision's Mask R-CNN (COCO), torchvision's ImageNet ResNets.
 
-:func:`load_weights(model, source, exclude=None, strict=True)` reads ``source`` — a file
-path, or the names ``"coco"`` / ``"imagenet"`` — always with
-``torch.load(path, map_location="cpu", weights_only=True)``, recognizes its format,
-maps its keys to this package's module tree and loads it, returning a
-:class:`LoadReport` (loaded, skipped, missing keys). Formats:
+The home of what a weights file *is*; which file to load (``coco``, ``imagenet``, ``last``,
+``none`` or a path) is the detector's rule (:mod:`maskrcnn.detector.weights_rule`).
 
-* ours (``{"format": "maskrcnn", "model": state_dict, ...}``, written by ``MaskRCNN.save``);
+* :func:`read_checkpoint` is the one reader: it recognizes a file by its content
+  (:func:`sniff`: a zip or pickle written by ``torch.save``; a folder, an empty file, text, HDF5 or
+  random bytes are refused with one line) and reads it with
+  ``torch.load(path, map_location="cpu", weights_only=True)``;
+* :func:`detect_format` tells the formats apart by their keys;
+* :func:`load_weights(network, source, exclude=None, strict=True)` maps the keys to this package's
+  module tree and loads them, returning a :class:`LoadReport` (loaded, skipped, missing keys);
+* :func:`write_checkpoint` writes ours, atomically.
+
+Formats:
+
+* ours (``{"format": "maskrcnn", "model": state_dict, "config", "config_class", "class_names",
+  "epoch", ...}``, written by :func:`write_checkpoint`; training adds ``"training"``, the state to
+  resume from, and ``"run_dir"``);
 * torchvision ``maskrcnn_resnet50_fpn`` state dicts (keys ``backbone.fpn.inner_blocks.i.0.*``,
   ``rpn.head.conv.0.0.*``, ``roi_heads.mask_head.i.0.*`` are renamed; BatchNorm's
   ``num_batches_tracked`` dropped where our norm has none). torchvision's COCO v1 file was
@@ -26,6 +36,10 @@ Class-specific layers (``roi_heads.box_predictor.cls_score``, ``.bbox_pred``,
 skipped with ``exclude="class_specific"`` (or a list of key prefixes, matterport's names
 ``mrcnn_class_logits``, ``mrcnn_bbox_fc``, ``mrcnn_bbox``, ``mrcnn_mask`` accepted);
 without it the error says so.
+
+The network is reached through its state dict and one small public handle only (the
+``frozen_bn_eps`` property of :class:`~maskrcnn.model.network.MaskRCNNNetwork`): nothing here
+imports the model.
 """
 
 from __future__ import annotations
@@ -44,8 +58,12 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
+from .fileio import atomic_path
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "maskrcnn"
+CHECKPOINT_VERSION = 1
 
 COCO_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
 COCO_V2_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth"
@@ -112,11 +130,70 @@ def fetch(url: str) -> Path:
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """``torch.load(path, map_location="cpu", weights_only=True)`` with one clear error per failure."""
+def coco_file() -> Path:
+    """torchvision's COCO ``maskrcnn_resnet50_fpn`` v1 file, from the cache (downloaded once)."""
+    return fetch(COCO_URL)
+
+
+def imagenet_file(depth: int) -> Path:
+    """torchvision's ImageNet ResNet-``depth`` file, from the cache (downloaded once)."""
+    if depth not in IMAGENET_URLS:
+        raise WeightsError(f"imagenet: no ImageNet weights known for a backbone of depth {depth!r}")
+    return fetch(IMAGENET_URLS[depth])
+
+
+_ZIP = b"PK\x03\x04"
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """What the file at ``path`` holds, from its first bytes: ``"zip"`` (``torch.save``'s format) or
+    ``"pickle"`` (the legacy format, or a plain pickle); anything else raises :class:`WeightsError`
+    saying what the file is instead (missing, a folder, empty, HDF5, text, unrecognized bytes)."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, not a weights file")
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read the weights file ({exc.strerror or exc})") from None
+    if not head:
+        raise WeightsError(f"{path}: the weights file is empty")
+    if head.startswith(_ZIP):
+        return "zip"
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:  # PROTO opcode and a protocol number
+        return "pickle"
+    expected = "expected a file written by torch.save (.pth)"
+    if head.startswith(_HDF5):
+        raise WeightsError(f"{path}: not a PyTorch checkpoint but an HDF5 file (Keras .h5 weights?), which this "
+                           f"version does not read; {expected}")
+    text = _as_text(head)
+    if text is not None:
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        raise WeightsError(f"{path}: not a PyTorch checkpoint but a text file (it starts with {first!r}); {expected}")
+    raise WeightsError(f"{path}: not a PyTorch checkpoint (it starts with the bytes {head[:8].hex(' ')}); {expected}")
+
+
+def _as_text(head: bytes) -> str | None:
+    """``head`` decoded as UTF-8 text of printable characters, or None (a multi-byte character cut
+    at the end of ``head`` is allowed)."""
+    for cut in range(4):
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return text if text and all(c.isprintable() or c in "\r\n\t\f" for c in text) else None
+    return None
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The one checkpoint reader: :func:`sniff`, then ``torch.load(path, map_location="cpu",
+    weights_only=True)``, with one clear error per failure."""
+    path = Path(path)
+    kind = sniff(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" etc.
@@ -131,18 +208,62 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                 f"{path}: refused — the file holds Python objects{what} that would run code when unpickled; "
                 f"only tensors and plain containers are loaded (weights_only=True)") from None
         raise WeightsError(f"{path}: not a PyTorch checkpoint (cannot be unpickled: {_last_line(text)})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise WeightsError(f"{path}: not a PyTorch checkpoint ({_last_line(str(exc))})") from None
+    except Exception as exc:  # noqa: BLE001 - a zip or pickle that torch cannot read: damaged or not torch's
+        raise WeightsError(f"{path}: not a PyTorch checkpoint (a {kind} file that torch.load cannot read: "
+                           f"{type(exc).__name__}: {_last_line(str(exc)) or 'no detail'})") from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict of tensors (a state_dict or a checkpoint), "
                            f"got {type(obj).__name__}")
     return obj
 
 
+def is_ours(obj: dict[str, Any]) -> bool:
+    """Whether a checkpoint dict is in this package's format."""
+    return obj.get("format") == CHECKPOINT_FORMAT
+
+
+def training_state(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``training`` part of one of our checkpoints (what a run resumes from), or None."""
+    value = checkpoint.get("training")
+    if isinstance(value, dict):
+        return value
+    extra = checkpoint.get("extra")  # the layout of files written before the training state moved up
+    if isinstance(extra, dict) and isinstance(extra.get("training"), dict):
+        return extra["training"]
+    return None
+
+
+def write_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], *, config: Any = None,
+                     class_names: Iterable[str] | None = None, epoch: int | None = None,
+                     **fields: Any) -> Path:
+    """Write our checkpoint format to ``path`` atomically (temporary file + ``os.replace``).
+
+    ``config`` (a :class:`~maskrcnn.config.Config`) is stored as its values and class name, so the
+    file rebuilds its model; ``fields`` are stored as they are (plain values and tensors only:
+    the file must load with ``weights_only=True``), e.g. ``training``, ``run_dir``, ``frozen_bn_eps``.
+    """
+    path = Path(path)
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "epoch": None if epoch is None else int(epoch),
+    }
+    if config is not None:
+        payload["config"] = config.to_dict()
+        payload["config_class"] = type(config).__name__
+    if class_names is not None:
+        payload["class_names"] = [str(n) for n in class_names]
+    payload.update(fields)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
 def detect_format(obj: dict[str, Any]) -> str:
     """``"maskrcnn"`` (ours), ``"torchvision_maskrcnn"``, ``"torchvision_maskrcnn_v2"``,
     ``"imagenet_resnet"``, ``"state_dict"`` (already in our names) or ``"unknown"``."""
-    if obj.get("format") == "maskrcnn":
+    if is_ours(obj):
         return "maskrcnn"
     keys = [k for k, v in obj.items() if isinstance(v, torch.Tensor)]
     if not keys:
@@ -208,41 +329,44 @@ def exclude_prefixes(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------- loading
 def load_weights(
-    model: nn.Module,
-    source: str | os.PathLike,
+    network: nn.Module,
+    source: str | os.PathLike | dict[str, Any],
     *,
     exclude: str | Iterable[str] | None = None,
     strict: bool = True,
+    label: str | None = None,
+    path: str | os.PathLike | None = None,
 ) -> LoadReport:
-    """Load ``source`` (a path, ``"coco"`` or ``"imagenet"``) into ``model`` (a ``MaskRCNN``).
+    """Load a weights file (a path, or a checkpoint dict already read with :func:`read_checkpoint`) into
+    ``network`` (a :class:`~maskrcnn.model.network.MaskRCNNNetwork`, or any module with our key names).
 
     Args:
         exclude: ``"class_specific"``, matterport layer names or key prefixes to skip.
         strict: for full-model checkpoints, refuse when model keys (not excluded) are absent from it.
+        label: how the source is named in messages (default: the path).
+        path: the file a checkpoint dict was read from (torchvision's COCO v1 file is known by its name).
     """
-    label = str(source)
-    eps_zero = False
-    if isinstance(source, str) and source == "coco":
-        path = fetch(COCO_URL)
-        eps_zero = True
-    elif isinstance(source, str) and source == "imagenet":
-        depth = getattr(getattr(model, "backbone", None), "depth", None)
-        if depth not in IMAGENET_URLS:
-            raise WeightsError(f"imagenet: no ImageNet weights known for a backbone of depth {depth!r}")
-        path = fetch(IMAGENET_URLS[depth])
+    if isinstance(source, dict):
+        obj = source
+        path = None if path is None else Path(path)
+        label = label or (str(path) if path is not None else "checkpoint")
     else:
         path = Path(source)
-        eps_zero = path.name == os.path.basename(COCO_URL)
-    label = str(path)
-    obj = read_checkpoint(path)
+        label = label or str(path)
+        obj = read_checkpoint(path)
     fmt = detect_format(obj)
     partial = False
+    eps: float | None = None
     if fmt == "maskrcnn":
         state = obj.get("model")
         if not isinstance(state, dict):
             raise WeightsError(f"{label}: maskrcnn checkpoint without a 'model' state_dict")
+        if isinstance(obj.get("frozen_bn_eps"), (int, float)):
+            eps = float(obj["frozen_bn_eps"])
     elif fmt in ("torchvision_maskrcnn", "state_dict"):
         state = convert_torchvision(obj)
+        if path is not None and path.name == os.path.basename(COCO_URL):
+            eps = 0.0
     elif fmt == "torchvision_maskrcnn_v2":
         raise WeightsError(
             f"{label}: this is torchvision's maskrcnn_resnet50_fpn_v2 checkpoint; its FPN has BatchNorm, its RPN "
@@ -254,17 +378,16 @@ def load_weights(
     else:
         sample = ", ".join(list(obj)[:_SHOW])
         raise WeightsError(f"{label}: not a Mask R-CNN or ResNet checkpoint (first keys: {sample or 'none'})")
-    report = _load_state(model, state, label=label, fmt=fmt, exclude=exclude, strict=strict and not partial,
+    report = _load_state(network, state, label=label, fmt=fmt, exclude=exclude, strict=strict and not partial,
                          partial=partial)
-    config = getattr(model, "config", None)
+    config = getattr(network, "config", None)
     if fmt == "imagenet_resnet" and config is not None and all(float(v) == 1.0 for v in config.PIXEL_STD):
         report.notes.append("torchvision's ImageNet weights expect std-normalized input: set PIXEL_STD to "
                             "[58.395, 57.12, 57.375] (and MEAN_PIXEL to [123.675, 116.28, 103.53])")
-    if eps_zero:
-        from .model.backbone import set_frozen_bn_eps
-
-        if set_frozen_bn_eps(model, 0.0):
-            report.notes.append("FrozenBatchNorm eps set to 0.0 (torchvision's COCO v1 weights were trained so)")
+    if eps is not None and getattr(network, "frozen_bn_eps", None) not in (None, eps):
+        network.frozen_bn_eps = eps
+        why = "torchvision's COCO v1 weights were trained so" if fmt != "maskrcnn" else "as the checkpoint says"
+        report.notes.append(f"FrozenBatchNorm eps set to {eps} ({why})")
     log.info("%s", report)
     return report
 

@@ -202,7 +202,7 @@ def test_detect_command_with_a_checkpoint(image_tree: Path, tmp_path: Path, caps
 
     from maskrcnn.cli import main
     from maskrcnn.config import Config
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(0)
     config = Config(NAME="detect_test", NUM_CLASSES=3, BACKBONE="resnet18", BACKBONE_NORM="gn",
@@ -228,7 +228,7 @@ def test_detect_command_with_a_checkpoint(image_tree: Path, tmp_path: Path, caps
                  "--min-confidence", "1.5"]) == 1
     assert "min confidence 1.5: must be in [0, 1)" in capsys.readouterr().err
     assert main(["detect", "--weights", str(tmp_path / "missing.pt"), str(image_tree / "a"), "--out", str(out)]) == 1
-    assert "missing.pt: checkpoint file not found" in capsys.readouterr().err
+    assert "--weights: " in (err := capsys.readouterr().err) and "missing.pt: weights file not found" in err
 
 
 @pytest.mark.slow
@@ -245,7 +245,7 @@ def test_load_model_reads_torchvision_coco_weights(tmp_path: Path):
     torch.save(reference.state_dict(), path)
     model = load_model(path, device="cpu", min_confidence=0.3)
     assert model.config.NAME == "torchvision_coco" and len(model.class_names) == 91
-    assert model.class_names[1] == "person" and model.roi_heads.score_thresh == 0.3
-    ours = model.state_dict()
+    assert model.class_names[1] == "person" and model.config.DETECTION_MIN_CONFIDENCE == 0.3
+    ours = model.network.state_dict()
     assert torch.equal(ours["roi_heads.box_predictor.cls_score.weight"],
                        reference.state_dict()["roi_heads.box_predictor.cls_score.weight"])

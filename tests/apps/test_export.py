@@ -14,7 +14,7 @@ from maskrcnn.apps.export_onnx import OnnxDetector, default_input_size  # noqa: 
 from maskrcnn.cli import main  # noqa: E402
 from maskrcnn.config import Config, TorchvisionConfig  # noqa: E402
 from maskrcnn.errors import ImageError, MaskRCNNError  # noqa: E402
-from maskrcnn.model.maskrcnn import MaskRCNN  # noqa: E402
+from maskrcnn.detector import MaskRCNN  # noqa: E402
 
 SIZE = (240, 320)
 # Two balloon val images of the same size (1024 x 683), cropped to the export size.
@@ -33,7 +33,7 @@ def exported(tmp_path_factory, shared_data):
     torch.set_num_threads(2)
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("export")
-    model = MaskRCNN(_config(), class_names=["BG", "balloon", "string"], device="cpu").eval()
+    model = MaskRCNN(_config(), class_names=["BG", "balloon", "string"], device="cpu")
     checkpoint = model.save(folder / "model.pt")
     out = folder / "model.onnx"
     rc = main(["export", "--weights", str(checkpoint), "--format", "onnx", "--out", str(out),

@@ -57,7 +57,7 @@ class _Report(HTMLParser):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A small random-weight model that detects (threshold 0) a few instances quickly."""
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(0)
     config = Config(
@@ -122,7 +122,7 @@ def test_inspect_argument_errors(checkpoint: Path, tmp_path: Path, capsys):
     assert "give --image FILE, or --dataset PATH with --image-id" in capsys.readouterr().err
     assert main(["inspect", "--weights", str(tmp_path / "nope.pt"), "--image", "x.png",
                  "--out", str(tmp_path / "r.html")]) == 1
-    assert "nope.pt: checkpoint file not found" in capsys.readouterr().err
+    assert "--weights: " in (err := capsys.readouterr().err) and "nope.pt: weights file not found" in err
     assert main(["inspect", "--weights", str(checkpoint), "--dataset", "shapes:3:128", "--image-id", "7",
                  "--out", str(tmp_path / "r.html")]) == 1
     assert "--image-id 7: the dataset has image ids 0..2" in capsys.readouterr().err

@@ -25,6 +25,9 @@ from maskrcnn.config import Config
 from maskrcnn.errors import ImageError, MaskRCNNError
 
 
+REAL_LOAD_MODEL = detect_app.load_model
+
+
 class StandInModel:
     """Same ``detect`` signature as MaskRCNN; returns the masks it was given."""
 
@@ -239,14 +242,14 @@ class DetectOnly:
 
 
 def test_splash_unions_on_the_model_device_equal_the_detect_path():
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(0)
     config = Config(NAME="tiny", NUM_CLASSES=3, BACKBONE="resnet18", IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=128,
                     TOP_DOWN_PYRAMID_SIZE=16, FPN_CLASSIF_FC_LAYERS_SIZE=32, MASK_HEAD_CONV_CHANNELS=16,
                     MASK_HEAD_NUM_CONVS=1, POST_NMS_ROIS_INFERENCE=50, DETECTION_MIN_CONFIDENCE=0.0,
                     DETECTION_MAX_INSTANCES=7)
-    model = MaskRCNN(config, class_names=["BG", "cat", "dog"], device="cpu").eval()
+    model = MaskRCNN(config, class_names=["BG", "cat", "dog"], device="cpu")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (90, 120, 3), dtype=np.uint8), rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)]
     covered = 0
@@ -300,8 +303,13 @@ def test_cli_splash_image(patched_model, tmp_path, capsys):
 
 def test_cli_splash_errors_are_one_line(patched_model, tmp_path, capsys):
     path, _, calls = patched_model
-    assert cli.main(["splash", "--weights", str(tmp_path / "nope.pt"), "--image", str(path)]) == 1
-    assert "nope.pt" in capsys.readouterr().err
+    patched = detect_app.load_model
+    detect_app.load_model = REAL_LOAD_MODEL  # the weights rule itself names the missing file
+    try:
+        assert cli.main(["splash", "--weights", str(tmp_path / "nope.pt"), "--image", str(path)]) == 1
+    finally:
+        detect_app.load_model = patched
+    assert "--weights: " in (err := capsys.readouterr().err) and "nope.pt: weights file not found" in err
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"stand-in")
     assert cli.main(["splash", "--weights", str(weights), "--image", str(tmp_path / "no.jpg")]) == 1

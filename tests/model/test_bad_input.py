@@ -8,7 +8,7 @@ import torch
 
 from maskrcnn.config import Config
 from maskrcnn.errors import ConfigError, ImageError
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.detector import MaskRCNN
 
 TINY = {"NUM_CLASSES": 2, "BACKBONE": "resnet18", "IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 64, "TOP_DOWN_PYRAMID_SIZE": 8,
             "FPN_CLASSIF_FC_LAYERS_SIZE": 16, "MASK_HEAD_CONV_CHANNELS": 8, "MASK_HEAD_NUM_CONVS": 1}

@@ -21,7 +21,8 @@ from test_overfit import overfit, synthetic_scene, tiny_config  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 
 from maskrcnn.model.fuse import prepare_for_inference  # noqa: E402
-from maskrcnn.model.maskrcnn import MaskRCNN  # noqa: E402
+from maskrcnn.detector import MaskRCNN  # noqa: E402
+from maskrcnn.model.network import MaskRCNNNetwork  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -45,6 +46,9 @@ def pair(tmp_path_factory, shared_data, parity_report):
 
 
 def _on_cuda(model):
+    """A copy on CUDA: torchvision's model in eval mode, or our detector (whose calls set eval mode)."""
+    if isinstance(model, MaskRCNN):
+        return copy.deepcopy(model).to("cuda")
     return copy.deepcopy(model).cuda().eval()
 
 
@@ -88,8 +92,8 @@ def test_cuda_detections_equal_cpu_detections(pair):
     _report, _tv, ours, images = pair
     inputs = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]
     with torch.inference_mode():
-        on_cpu = ours.eval()(inputs)
-        on_cuda = _cpu(_on_cuda(ours)([x.cuda() for x in inputs]))
+        on_cpu = ours.network.eval()(inputs)
+        on_cuda = _cpu(_on_cuda(ours).network.eval()([x.cuda() for x in inputs]))
     for got, ref in zip(on_cuda, on_cpu):
         n = ref["boxes"].shape[0]
         assert got["boxes"].shape[0] == n >= 10
@@ -108,8 +112,8 @@ def trained_tiny():
     """The tiny model trained on the synthetic scene on CUDA (float32): detections worth comparing."""
     torch.manual_seed(0)
     model = MaskRCNN(tiny_config(), device="cuda")
-    overfit(model)
-    return model.eval()
+    overfit(model.network)
+    return model
 
 
 @pytest.mark.parametrize("amp", ["fp16", "bf16"])
@@ -119,8 +123,8 @@ def test_optimized_amp_inference_matches_float32(trained_tiny, amp):
     assert fast.inference_amp == amp and trained_tiny.inference_amp is None
     x = torch.from_numpy(image).permute(2, 0, 1).contiguous().cuda()
     with torch.inference_mode():
-        (ref,) = _cpu(trained_tiny([x]))
-        (got,) = _cpu(fast([x]))
+        (ref,) = _cpu(trained_tiny.network.eval()([x]))
+        (got,) = _cpu(fast.network([x]))
     assert all(got[k].dtype == torch.float32 for k in ("boxes", "scores", "masks"))
     assert got["masks"].shape[1:] == image.shape[:2]
     top_ref, top_got = ref["scores"].argsort(descending=True)[:2], got["scores"].argsort(descending=True)[:2]
@@ -143,7 +147,7 @@ def _exhaustive_config():
                        TRAIN_ROIS_PER_IMAGE=100_000, ROI_POSITIVE_RATIO=1.0)
 
 
-def _training_step(model: MaskRCNN) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+def _training_step(model: MaskRCNNNetwork) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     image, masks, boxes, class_ids = synthetic_scene()
     x = torch.from_numpy(image).permute(2, 0, 1)
     target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(class_ids),
@@ -159,7 +163,7 @@ def _training_step(model: MaskRCNN) -> tuple[dict[str, float], dict[str, torch.T
 @pytest.mark.parametrize("sampled_head_grad", [True, False])
 def test_training_losses_and_gradients_on_cuda_equal_cpu(sampled_head_grad):
     torch.manual_seed(0)
-    model = MaskRCNN(_exhaustive_config(), device="cpu")
+    model = MaskRCNNNetwork(_exhaustive_config())
     model.rpn.sampled_head_grad = sampled_head_grad
     cpu_losses, cpu_grads = _training_step(model)
     cuda_losses, cuda_grads = _training_step(copy.deepcopy(model).cuda())

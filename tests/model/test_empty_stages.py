@@ -93,7 +93,7 @@ def test_rpn_that_keeps_no_proposal_gives_empty_detections():
     config = Config(NAME="empty", NUM_CLASSES=2, BACKBONE="resnet18", IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=128,
                     TOP_DOWN_PYRAMID_SIZE=16, FPN_CLASSIF_FC_LAYERS_SIZE=32, MASK_HEAD_CONV_CHANNELS=16,
                     MASK_HEAD_NUM_CONVS=1, RPN_MIN_SIZE=1e6, DETECTION_MIN_CONFIDENCE=0.0)
-    model = MaskRCNN(config, device="cpu").eval()
+    model = MaskRCNN(config, device="cpu")
     image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     (result,) = model.detect([image])
     assert result["rois"].shape == (0, 4) and result["class_ids"].shape == (0,) and result["scores"].shape == (0,)
@@ -108,7 +108,7 @@ def test_fresh_default_model_on_a_balloon_image(shared_data):
     from maskrcnn import MaskRCNN
 
     torch.manual_seed(0)
-    model = MaskRCNN(Config(NUM_CLASSES=2), device="cpu").eval()
+    model = MaskRCNN(Config(NUM_CLASSES=2), device="cpu")
     path = shared_data / "balloon" / "val" / "14898532020_ba6199dd22_k.jpg"
     image = np.asarray(Image.open(path).convert("RGB"))
     (result,) = model.detect([image])

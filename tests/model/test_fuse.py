@@ -14,7 +14,7 @@ from maskrcnn.errors import WeightsError
 from maskrcnn.model import roi_align as roi_align_module
 from maskrcnn.model.backbone import ResNetFPN
 from maskrcnn.model.fuse import fold_conv_bn, fuse_frozen_bn, is_fused, prepare_for_inference
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.detector import MaskRCNN
 from maskrcnn.model.roi_align import PyramidRoIAlign
 
 
@@ -99,11 +99,12 @@ def _small_config() -> Config:
 
 def test_prepare_for_inference_same_detections(shared_data):
     torch.manual_seed(0)
-    model = MaskRCNN(_small_config(), device="cpu").eval()
-    _randomize_norms(model)
-    fast = prepare_for_inference(model)
-    assert fast is not model and not fast.training and is_fused(fast) and not is_fused(model)
-    conv = fast.backbone.fpn.layer_blocks[0].weight
+    model = MaskRCNN(_small_config(), device="cpu")
+    _randomize_norms(model.network)
+    fast = prepare_for_inference(model)  # the detector: a copy whose network is folded
+    assert isinstance(fast, MaskRCNN) and fast is not model and fast.network is not model.network
+    assert not fast.network.training and is_fused(fast.network) and not is_fused(model.network)
+    conv = fast.network.backbone.fpn.layer_blocks[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     image = np.array(Image.open(shared_data / "balloon" / "val" / "410488422_5f8991f26e_b.jpg").convert("RGB"))
     image = image[200:456, 300:620]
@@ -215,13 +216,13 @@ def test_prepare_for_inference_compile_wraps_the_backbone():
     """The optional torch.compile path: the backbone's forward is compiled, detections unchanged.
     (The "eager" backend checks the wiring in seconds; inductor's code generation is benchmarked.)"""
     torch.manual_seed(0)
-    model = MaskRCNN(_small_config(), device="cpu").eval()
+    model = MaskRCNN(_small_config(), device="cpu")
     fast = prepare_for_inference(model, compile=True, compile_options={"backend": "eager"})
-    assert fast.backbone.forward is not model.backbone.forward
-    assert hasattr(fast.backbone.forward, "_torchdynamo_orig_callable")  # what torch.compile returns
+    assert fast.network.backbone.forward is not model.network.backbone.forward
+    assert hasattr(fast.network.backbone.forward, "_torchdynamo_orig_callable")  # what torch.compile returns
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     with torch.inference_mode():
-        ref = model([torch.from_numpy(image).permute(2, 0, 1)])[0]
-        out = fast([torch.from_numpy(image).permute(2, 0, 1)])[0]
+        ref = model.network.eval()([torch.from_numpy(image).permute(2, 0, 1)])[0]
+        out = fast.network([torch.from_numpy(image).permute(2, 0, 1)])[0]
     assert torch.equal(out["labels"], ref["labels"]) and out["boxes"].shape[0] > 0
     torch.testing.assert_close(out["boxes"], ref["boxes"], rtol=0, atol=1e-3)

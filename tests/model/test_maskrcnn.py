@@ -1,4 +1,5 @@
-"""The assembled model: training losses, inference outputs, detect(), run_graph, save/from_checkpoint."""
+"""The assembled network (training losses, inference outputs) and the detector around it (detect(),
+run_graph, save/from_weights, config values read where they are used)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from maskrcnn.config import LOSS_NAMES, Config
-from maskrcnn.errors import WeightsError
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.detector import MaskRCNN
+from maskrcnn.errors import ConfigError, WeightsError
+from maskrcnn.model.network import MaskRCNNNetwork
 
 TINY = {"NAME": "tiny", "NUM_CLASSES": 3, "BACKBONE": "resnet18", "IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 128,
             "TOP_DOWN_PYRAMID_SIZE": 16, "FPN_CLASSIF_FC_LAYERS_SIZE": 32, "MASK_HEAD_CONV_CHANNELS": 16,
@@ -20,7 +22,7 @@ TINY = {"NAME": "tiny", "NUM_CLASSES": 3, "BACKBONE": "resnet18", "IMAGE_MIN_DIM
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return MaskRCNN(Config(**TINY), class_names=["BG", "a", "b"], device="cpu").eval()
+    return MaskRCNN(Config(**TINY), class_names=["BG", "a", "b"], device="cpu")
 
 
 def _image(h: int, w: int, seed: int) -> np.ndarray:
@@ -30,7 +32,7 @@ def _image(h: int, w: int, seed: int) -> np.ndarray:
 def test_training_returns_weighted_losses():
     torch.manual_seed(0)
     cfg = Config(**TINY, LOSS_WEIGHTS={"mrcnn_mask_loss": 2.0, "rpn_bbox_loss": 0.0})
-    net = MaskRCNN(cfg, device="cpu").train()
+    net = MaskRCNNNetwork(cfg).train()
     images = [torch.from_numpy(_image(90, 120, 1)).permute(2, 0, 1), torch.from_numpy(_image(64, 64, 2)).permute(2, 0, 1)]
     masks = torch.zeros(2, 90, 120, dtype=torch.bool)
     masks[0, 10:50, 20:70] = True
@@ -59,7 +61,7 @@ def test_training_returns_weighted_losses():
 def test_inference_outputs_and_detect(model):
     images = [_image(90, 120, 3), _image(50, 40, 4)]
     with torch.no_grad():
-        outputs = model([torch.from_numpy(i).permute(2, 0, 1) for i in images])
+        outputs = model.network.eval()([torch.from_numpy(i).permute(2, 0, 1) for i in images])
     for out, img in zip(outputs, images):
         n = out["boxes"].shape[0]
         assert 0 < n <= 7
@@ -103,27 +105,29 @@ def test_run_graph_names(model):
         model.run_graph([image], names=["fpn.p7"])
 
 
-def test_save_and_from_checkpoint_round_trip(model, tmp_path):
+def test_save_and_from_weights_round_trip(model, tmp_path):
     path = model.save(tmp_path / "sub" / "ckpt.pth", epoch=3, extra={"note": "x"})
     assert sorted(p.name for p in path.parent.iterdir()) == ["ckpt.pth"]  # no temp file left
     data = torch.load(path, weights_only=True)
     assert data["format"] == "maskrcnn" and data["version"] == 1 and data["epoch"] == 3 and data["note"] == "x"
     assert data["config_class"] == "Config" and data["class_names"] == ["BG", "a", "b"]
-    loaded = MaskRCNN.from_checkpoint(path, device="cpu").eval()
+    loaded = MaskRCNN.from_weights(path, device="cpu")
     assert loaded.class_names == ["BG", "a", "b"] and loaded.config.NUM_CLASSES == 3
-    assert loaded.checkpoint_info["epoch"] == 3
+    assert loaded.config.to_dict() == model.config.to_dict()
+    assert loaded.epoch == 0 and loaded.log_dir is None  # a weights file (no training state): a new run
     images = [_image(60, 80, 7)]
     a, b = model.detect(images)[0], loaded.detect(images)[0]
     assert np.array_equal(a["rois"], b["rois"]) and np.array_equal(a["masks"], b["masks"])
     np.testing.assert_array_equal(a["scores"], b["scores"])
     # load_weights reads our own format too
-    other = MaskRCNN(Config(**TINY), device="cpu").eval()
+    other = MaskRCNN(Config(**TINY), device="cpu")
     report = other.load_weights(path)
     assert report.format == "maskrcnn" and not report.missing
+    assert other.class_names == ["BG", "a", "b"]  # the generated defaults give way to the checkpoint's names
     assert np.array_equal(other.detect(images)[0]["rois"], a["rois"])
     torch.save({"model": {}}, tmp_path / "plain.pth")
-    with pytest.raises(WeightsError, match="not a maskrcnn checkpoint"):
-        MaskRCNN.from_checkpoint(tmp_path / "plain.pth")
+    with pytest.raises(WeightsError, match=r"plain\.pth: not a Mask R-CNN or ResNet checkpoint"):
+        MaskRCNN.from_weights(tmp_path / "plain.pth")
 
 
 def test_class_names_must_match_num_classes():
@@ -153,7 +157,7 @@ def test_detect_union_is_the_union_of_detect_masks(model):
 
 
 def test_nonempty_rois_rounds_as_detect():
-    from maskrcnn.model.maskrcnn import _nonempty_rois
+    from maskrcnn.detector.maskrcnn import _nonempty_rois
 
     g = torch.Generator().manual_seed(0)
     boxes = torch.randint(0, 8, (400, 4), generator=g).float() / 2  # many .5 values: half to even
@@ -162,3 +166,64 @@ def test_nonempty_rois_rounds_as_detect():
     expected = (rois[:, 2] - rois[:, 0]) * (rois[:, 3] - rois[:, 1]) > 0
     assert 0 < expected.sum() < len(expected)
     assert np.array_equal(_nonempty_rois(boxes).numpy(), expected)
+
+
+def test_changing_detection_min_confidence_on_a_built_model_changes_detect(model):
+    """DETECTION_MIN_CONFIDENCE (and the other detection thresholds) are read at every call, not copied at build."""
+    images = [_image(90, 120, 3), _image(50, 40, 4)]
+    config = model.config
+    before = {k: getattr(config, k) for k in ("DETECTION_MIN_CONFIDENCE", "DETECTION_MAX_INSTANCES",
+                                               "MASK_THRESHOLD")}
+    try:
+        everything = model.detect(images)
+        scores = np.concatenate([r["scores"] for r in everything])
+        assert len(np.unique(scores)) > 3
+        cut = float(np.median(scores))
+        config.DETECTION_MIN_CONFIDENCE = cut
+        fewer = model.detect(images)
+        for r, full in zip(fewer, everything):
+            assert (r["scores"] > cut).all()
+            assert np.array_equal(r["scores"], full["scores"][full["scores"] > cut])
+        assert sum(len(r["scores"]) for r in fewer) < len(scores)
+        config.DETECTION_MIN_CONFIDENCE = 0.0
+        config.DETECTION_MAX_INSTANCES = 2
+        assert all(len(r["scores"]) <= 2 for r in model.detect(images))
+        config.DETECTION_MAX_INSTANCES = before["DETECTION_MAX_INSTANCES"]
+        config.MASK_THRESHOLD = 0.9
+        stricter = model.detect(images)
+        assert sum(r["masks"].sum() for r in stricter) < sum(r["masks"].sum() for r in everything)
+    finally:
+        for key, value in before.items():
+            setattr(config, key, value)
+    assert np.array_equal(model.detect(images)[0]["rois"], everything[0]["rois"])
+
+
+def test_changing_a_value_the_network_is_built_from_is_refused(model):
+    image = _image(60, 80, 9)
+    model.config.IMAGE_MAX_DIM = 256
+    try:
+        with pytest.raises(ConfigError, match=r"config\.IMAGE_MAX_DIM changed from 128 to 256 after the model was built"):
+            model.detect([image])
+    finally:
+        model.config.IMAGE_MAX_DIM = 128
+    assert len(model.detect([image])) == 1
+
+
+def test_network_attributes_are_what_the_build_reads():
+    """NETWORK_ATTRIBUTES (fixed once built) + CALL_ATTRIBUTES (read per call) cover every value the
+    builder reads, and every listed network value is read by it."""
+    from maskrcnn.model.build import CALL_ATTRIBUTES, NETWORK_ATTRIBUTES, build_model_parts
+
+    read: set[str] = set()
+
+    class Recording(Config):
+        def __getattribute__(self, name):
+            if name.isupper():
+                read.add(name)
+            return super().__getattribute__(name)
+
+    config = Recording(**TINY)
+    read.clear()  # construction touches every attribute
+    build_model_parts(config)
+    assert set(NETWORK_ATTRIBUTES) <= read
+    assert read <= set(NETWORK_ATTRIBUTES) | set(CALL_ATTRIBUTES)

@@ -15,7 +15,8 @@ import torch
 from torchvision import ops
 
 from maskrcnn.config import Config
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.detector import MaskRCNN
+from maskrcnn.model.network import MaskRCNNNetwork
 
 SIZE = 64
 STEPS = 150
@@ -57,8 +58,8 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-def overfit(model: MaskRCNN, steps: int = STEPS) -> list[dict[str, float]]:
-    """Train ``model`` on the synthetic scene (Adam 1e-3, then 1e-4 from ``LR_DROP``); the losses per step."""
+def overfit(model: MaskRCNNNetwork, steps: int = STEPS) -> list[dict[str, float]]:
+    """Train the network ``model`` on the synthetic scene (Adam 1e-3, then 1e-4 from ``LR_DROP``); the losses per step."""
     image, masks, boxes, class_ids = synthetic_scene()
     model.train()
     x = torch.from_numpy(image).permute(2, 0, 1)
@@ -82,7 +83,7 @@ def test_tiny_model_overfits_one_image():
     torch.manual_seed(0)
     image, masks, boxes, _class_ids = synthetic_scene()
     model = MaskRCNN(tiny_config(), device="cpu")
-    history = overfit(model)
+    history = overfit(model.network)
 
     first = history[0]["total"]
     last = {k: float(np.mean([h[k] for h in history[-10:]])) for k in history[-1]}

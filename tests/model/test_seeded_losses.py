@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_overfit import SIZE, synthetic_scene, tiny_config
 
-from maskrcnn.model.maskrcnn import MaskRCNN
+from maskrcnn.model.network import MaskRCNNNetwork
 
 # Computed with torch 2.14.1 / torchvision 0.29.1 on CPU (regenerate: see the module docstring).
 EXPECTED = {
@@ -53,7 +53,7 @@ def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
 
 def seeded_losses() -> dict[str, float]:
     torch.manual_seed(1234)
-    model = MaskRCNN(tiny_config(IMAGES_PER_GPU=2), device="cpu")
+    model = MaskRCNNNetwork(tiny_config(IMAGES_PER_GPU=2))
     model.train()
     images, targets = _batch()
     torch.manual_seed(99)  # the anchor / ROI sampling draws
@@ -70,7 +70,7 @@ def test_seeded_losses_match_stored_values():
 
 def test_image_without_objects_trains():
     torch.manual_seed(5)
-    model = MaskRCNN(tiny_config(), device="cpu")
+    model = MaskRCNNNetwork(tiny_config())
     model.train()
     image, _, _, _ = synthetic_scene()
     x = torch.from_numpy(image).permute(2, 0, 1)

@@ -99,11 +99,11 @@ EXPECTED_FROZEN = {"heads": (53, 23454912), "3+": (11, 222400), "4+": (24, 14348
 @pytest.fixture(scope="module")
 def resnet50_models():
     from maskrcnn.config import Config
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.model.network import MaskRCNNNetwork
 
     torch.manual_seed(0)
-    frozen_bn = MaskRCNN(Config(NUM_CLASSES=2, BACKBONE="resnet50"), device="cpu")
-    gn = MaskRCNN(Config(NUM_CLASSES=2, BACKBONE="resnet50", BACKBONE_NORM="gn"), device="cpu")
+    frozen_bn = MaskRCNNNetwork(Config(NUM_CLASSES=2, BACKBONE="resnet50"))
+    gn = MaskRCNNNetwork(Config(NUM_CLASSES=2, BACKBONE="resnet50", BACKBONE_NORM="gn"))
     return frozen_bn, gn
 
 

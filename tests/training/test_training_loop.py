@@ -9,9 +9,9 @@ import torch
 from training_standin import StandInModel, StandInSamples, collate
 
 from maskrcnn.training.api import fit
-from maskrcnn.training.checkpoint import load_checkpoint, training_state
 from maskrcnn.training.options import TrainOptions
 from maskrcnn.training.trainer import Hook, TrainingDiverged
+from maskrcnn.weights import read_checkpoint, training_state
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,7 +56,7 @@ def test_fit_writes_checkpoints_logs_and_keeps_last_and_best(tmp_path):
     assert list(run.glob("events.out.tfevents.*"))
     train_losses = [r["train"]["loss"] for r in lines]
     assert min(range(4), key=lambda i: train_losses[i]) + 1 == best_epoch
-    ck = load_checkpoint(result.last_checkpoint)
+    ck = read_checkpoint(result.last_checkpoint)
     state = training_state(ck)
     assert (state["epoch"], state["global_step"], state["seed"]) == (4, 12, 7)
     assert {"optimizer", "schedule", "scaler", "rng", "options", "stage"} <= set(state)
@@ -95,13 +95,48 @@ def test_resume_from_last_equals_uninterrupted(tmp_path):
     assert "nothing to train" in again.message and again.epoch == 3
 
 
+class _Rates(Hook):
+    """Records the learning rate of every step."""
+
+    def __init__(self):
+        self.rates = []
+
+    def after_step(self, trainer, info):
+        self.rates.append(info.lr)
+
+
+def test_learning_rate_does_not_jump_back_up_on_resume(tmp_path):
+    """A cosine stage trained to epoch 2, then resumed up to epoch 4 (same stage): the rate goes on falling
+    from where it was, to the minimum at the new end, instead of restarting the cosine higher up."""
+    opts = _opts(schedule="cosine", warmup_steps=2, lr_min_factor=0.1)
+    torch.manual_seed(4)
+    first, second = _Rates(), _Rates()
+    _fit(StandInModel(), tmp_path, 2, options=opts, hooks=[first])
+    result = _fit(StandInModel(), tmp_path, 4, options=opts, hooks=[second], resume="last")
+    assert "resuming" in result.message and result.epoch == 4
+    assert len(first.rates) == 6 and len(second.rates) == 6
+    assert second.rates[0] <= first.rates[-1]  # no jump at the resume step (and no second warmup)
+    after_warmup = first.rates[2:] + second.rates
+    assert all(b <= a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:])), after_warmup
+    assert second.rates[-1] == pytest.approx(0.05 * 0.1, rel=0.2)  # reaches the minimum at the new end
+    # resumed again with nothing changed, an interrupted stage follows its saved schedule exactly
+    third = _Rates()
+    with pytest.raises(KeyboardInterrupt):
+        _fit(StandInModel(), tmp_path / "c", 4, options=opts, hooks=[third, _Crash(8)])
+    fourth = _Rates()
+    _fit(StandInModel(), tmp_path / "c", 4, options=opts, hooks=[fourth], resume="last")
+    uninterrupted = _Rates()
+    _fit(StandInModel(), tmp_path / "d", 4, options=opts, hooks=[uninterrupted])
+    assert third.rates[:6] + fourth.rates == pytest.approx(uninterrupted.rates)
+
+
 def test_changed_layers_start_a_new_stage(tmp_path):
     torch.manual_seed(2)
     model = StandInModel()
     _fit(model, tmp_path, 1, layers="heads")
     result = _fit(StandInModel(), tmp_path, 2, layers="all", resume="last")
     assert "new stage" in result.message
-    state = training_state(load_checkpoint(result.last_checkpoint))
+    state = training_state(read_checkpoint(result.last_checkpoint))
     assert state["stage"] == {"layers": "all", "learning_rate": 0.05, "optimizer": "sgd", "start_step": 3}
 
 

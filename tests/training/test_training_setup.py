@@ -15,7 +15,6 @@ from maskrcnn.training.checkpoint import training_state
 from maskrcnn.training.options import TrainOptions
 from maskrcnn.training.setup import (
     build_config,
-    load_initial_weights,
     load_train_val,
     parse_set_values,
     split_ids,
@@ -83,19 +82,19 @@ def test_shapes_spec_gives_train_and_val():
 
 def test_weights_from_another_class_count_need_exclusion(tmp_path):
     from maskrcnn.config import Config
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     tiny = {"BACKBONE": "resnet18", "BACKBONE_NORM": "gn", "TOP_DOWN_PYRAMID_SIZE": 16, "MASK_HEAD_CONV_CHANNELS": 8,
                 "MASK_HEAD_NUM_CONVS": 1, "FPN_CLASSIF_FC_LAYERS_SIZE": 16}
     source = MaskRCNN(Config(NUM_CLASSES=4, **tiny), device="cpu")
     source.save(tmp_path / "four.pth")
     target = MaskRCNN(Config(NUM_CLASSES=2, **tiny), device="cpu")
-    with pytest.raises(WeightsError, match="--exclude-class-layers"):
-        load_initial_weights(target, str(tmp_path / "four.pth"))
-    text = load_initial_weights(target, str(tmp_path / "four.pth"), exclude_class_layers=True)
-    assert "class-specific layers excluded" in text
-    assert torch.equal(target.backbone.body.conv1.weight, source.backbone.body.conv1.weight)
-    assert load_initial_weights(target, "none").startswith("weights: none")
+    with pytest.raises(WeightsError, match=r"NUM_CLASSES=4 .*NUM_CLASSES=2.*exclude='class_specific'"):
+        target.load_weights(tmp_path / "four.pth")
+    report = target.load_weights(tmp_path / "four.pth", exclude="class_specific")
+    assert len(report.skipped) == 6 and not report.missing
+    assert torch.equal(target.network.backbone.body.conv1.weight, source.network.backbone.body.conv1.weight)
+    assert target.load_weights("none").format == "none"  # the CLI's messages: tests/training/test_training_transfer.py
 
 
 def test_amp_is_cuda_only(tmp_path, one_thread):

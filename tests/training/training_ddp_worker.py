@@ -51,16 +51,15 @@ class RepeatedShapes(ShapesDataset):
 def real_model_run(out: Path, *, images_per_gpu: int, repeated: bool = True, accumulation: int = 1,
                    seed: int = 0) -> dict[str, torch.Tensor]:
     """One epoch of the tiny model; ``repeated``: every image is the same, else 4 different shapes images."""
-    from maskrcnn.model.maskrcnn import MaskRCNN
-    from maskrcnn.training.api import train
+    from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(seed)
     config = TinyShapesConfig(IMAGES_PER_GPU=images_per_gpu)
     dataset = (RepeatedShapes if repeated else ShapesDataset)(4, 64, 64, seed=0)
-    model = MaskRCNN(config, class_names=dataset.class_names, device="cpu")
-    train(model, dataset, None, epochs=1, layers="all", logs_dir=out, seed=seed, progress="none",
-          eval_every=0, tensorboard=False, attributes={"GRADIENT_ACCUMULATION": accumulation}, device="cpu")
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model = MaskRCNN(config, class_names=dataset.class_names, device="cpu", model_dir=out)
+    model.train(dataset, None, epochs=1, layers="all", seed=seed, progress="none", eval_every=0, tensorboard=False,
+                attributes={"GRADIENT_ACCUMULATION": accumulation}, device="cpu")
+    return {k: v.detach().clone() for k, v in model.network.state_dict().items()}
 
 
 def standin_run(out: Path, *, images_per_gpu: int, seed: int = 0) -> dict[str, torch.Tensor]:

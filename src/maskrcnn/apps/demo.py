@@ -8,7 +8,7 @@ results, VIA/labelme polygons), color-splashes them, writes the inspect-model re
 
     <out>/
       index.html, README.txt      what is where
-      model.pt                    the trained model (MaskRCNN.from_checkpoint / --weights)
+      model.pt                    the trained model (MaskRCNN.from_weights / --weights)
       config.yaml                 its configuration
       training.json               losses of every training step
       logs/                       the training run's folder (metrics.jsonl; its checkpoint is removed)
@@ -87,7 +87,8 @@ def training_attributes(total_steps: int) -> dict[str, Any]:
 
 
 def seconds_per_step(model: Any, dataset: Any, config: Config, repeats: int = 2) -> float:
-    """Forward + backward time of one training batch (after a warm-up), without changing the weights."""
+    """Forward + backward time of one training batch (after a warm-up) of ``model`` (the network, an
+    ``nn.Module``), without changing the weights."""
     from ..data.loader import TrainingSamples, collate
 
     samples = TrainingSamples.from_config(dataset, config)
@@ -168,8 +169,7 @@ def run_demo(
 
     from ..data.formats.shapes import ShapesDataset
     from ..evaluation.coco_eval import evaluate_model
-    from ..model.maskrcnn import MaskRCNN
-    from ..training.api import train
+    from ..detector import MaskRCNN
     from .detect import detect_images
     from .export_predictions import write_json
     from .inspect_report import inspect_report
@@ -189,11 +189,11 @@ def run_demo(
     val_set = ShapesDataset(MAX_EVAL_IMAGES, 128, 128, seed=seed + 1)
     log(f"[1/5] shapes dataset: {train_set.num_images} training images (made as needed), "
         f"up to {val_set.num_images} held-out images, 128x128")
-    model = MaskRCNN(config, class_names=class_names, device=device)
+    model = MaskRCNN(config, class_names=class_names, device=device, model_dir=out / "logs")
     config.to_yaml(out / "config.yaml")
     result.files["config"] = out / "config.yaml"
 
-    per_step = seconds_per_step(model, train_set, config)
+    per_step = seconds_per_step(model.network, train_set, config)
     train_s = max(start + budget["train"] - time.monotonic(), 1.0)
     total_steps = max(int(train_s / (per_step * 1.1)), 1)  # the optimizer step and data add ~10 %
     config.STEPS_PER_EPOCH = total_steps
@@ -201,9 +201,9 @@ def run_demo(
         f"{config.IMAGES_PER_GPU} images, about {total_steps} steps in {train_s:.0f} s (time-boxed)")
     steps: list[dict] = []
     train_start = time.monotonic()
-    train(model, train_set, None, epochs=1, layers="all", logs_dir=out / "logs", name="shapes_demo",
-          device=device, progress="none", seed=seed, hooks=[_loss_recorder(steps)], tensorboard=False,
-          attributes=training_attributes(total_steps), time_limit=train_s)
+    model.train(train_set, None, epochs=1, layers="all", device=device, progress="none", seed=seed,
+                hooks=[_loss_recorder(steps)], tensorboard=False, attributes=training_attributes(total_steps),
+                time_limit=train_s)
     for checkpoint in (out / "logs").glob("*/*.pth"):
         checkpoint.unlink()  # the training state (optimizer moments) is not needed: model.pt is the model
     result.train_seconds = time.monotonic() - train_start
@@ -212,7 +212,6 @@ def run_demo(
         first, last = steps[0]["loss"], np.mean([s["loss"] for s in steps[-10:]])
         log(f"      {result.steps} steps in {result.train_seconds:.0f} s; loss {first:.2f} -> {last:.2f}")
     result.files["training"] = write_json(out / "training.json", {"steps": steps}, indent=1)
-    model.eval()
     result.files["model"] = model.save(out / "model.pt", epoch=1)
 
     tick = time.monotonic()

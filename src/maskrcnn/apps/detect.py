@@ -174,43 +174,30 @@ def set_min_confidence(model: Any, min_confidence: float) -> None:
     if not 0.0 <= min_confidence < 1.0:
         raise MaskRCNNError(f"min confidence {min_confidence}: must be in [0, 1)")
     model.config.DETECTION_MIN_CONFIDENCE = float(min_confidence)
-    model.roi_heads.score_thresh = float(min_confidence)
 
 
 def load_model(weights: str | os.PathLike, *, device: str | None = None,
-               min_confidence: float | None = None, optimize: bool = False, amp: str | None = None) -> Any:
-    """A :class:`~maskrcnn.model.maskrcnn.MaskRCNN` in eval mode, optionally with another
-    ``DETECTION_MIN_CONFIDENCE``, from
-
-    - a checkpoint written by training or ``MaskRCNN.save`` (its own config and class names), or
-    - torchvision's COCO ``maskrcnn_resnet50_fpn`` weights: the file, or ``"coco"`` for the cached
-      download; built with :class:`~maskrcnn.config.TorchvisionConfig` and COCO's 91 class names.
+               min_confidence: float | None = None, optimize: bool = False, amp: str | None = None,
+               argument: str | None = "--weights") -> Any:
+    """A :class:`~maskrcnn.detector.MaskRCNN` ready for inference, optionally with another
+    ``DETECTION_MIN_CONFIDENCE``: :meth:`MaskRCNN.from_weights <maskrcnn.detector.MaskRCNN.from_weights>`
+    (the one weights rule: our checkpoint with its own config and class names, torchvision's COCO
+    ``maskrcnn_resnet50_fpn`` file or ``"coco"``), then the inference options.
 
     ``optimize``: the inference path of :func:`~maskrcnn.model.fuse.prepare_for_inference` (frozen
     BatchNorm folded into the convolutions, channels-last): faster, the same detections up to float
     rounding; the model can then not be saved. ``amp``: ``"fp16"``/``"bf16"`` autocast on CUDA.
+    ``argument``: how errors name the weights (the command-line option), e.g. ``--weights: FILE: ...``.
     """
-    from ..config import TorchvisionConfig
+    from ..detector import MaskRCNN
     from ..errors import WeightsError
-    from ..model.maskrcnn import MaskRCNN
-    from ..weights import COCO_URL, detect_format, fetch, read_checkpoint
 
-    if str(weights) == "coco":
-        path = fetch(COCO_URL)
-    else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"{weights}: checkpoint file not found")
-    data = read_checkpoint(path)
-    if detect_format(data) == "torchvision_maskrcnn":
-        from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
-
-        names = list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
-        model = MaskRCNN(TorchvisionConfig(), class_names=names, device=device)
-        model.load_weights(path)
-    else:
-        del data
-        model = MaskRCNN.from_checkpoint(path, device=device)
+    try:
+        model = MaskRCNN.from_weights(weights, device=device)
+    except WeightsError as exc:
+        if argument is None:
+            raise
+        raise WeightsError(f"{argument}: {exc}") from None
     if min_confidence is not None:
         set_min_confidence(model, min_confidence)
     if amp is not None:
@@ -219,7 +206,7 @@ def load_model(weights: str | os.PathLike, *, device: str | None = None,
         from ..model.fuse import prepare_for_inference
 
         model = prepare_for_inference(model, inplace=True)
-    return model.eval()
+    return model
 
 
 def model_class_names(model: Any) -> list[str]:

@@ -81,7 +81,8 @@ def default_input_size(config: Any) -> tuple[int, int]:
 class OnnxGraph(nn.Module):
     """The traced part of the model: ``image uint8 [3,H,W]`` → ``(boxes, labels, scores, mask_probs)``.
 
-    Runs the same stages as :meth:`MaskRCNN.forward` in inference, minus mask pasting.
+    Runs the same stages as the network's inference forward (:class:`~maskrcnn.model.network.MaskRCNNNetwork`),
+    with the detection thresholds of its config at export time, minus mask pasting.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -95,21 +96,21 @@ class OnnxGraph(nn.Module):
         batch, _ = m.preprocessor([image], None, training=False)
         features = m.backbone(batch.tensor)
         proposals, _ = m.rpn(batch.tensor.shape[-2:], batch.image_sizes, features, None)
-        detections, _ = m.roi_heads(features, proposals, batch.image_sizes)
+        detections, _ = m.roi_heads(features, proposals, batch.image_sizes, detection=m.detection_settings())
         det = detections[0]
         boxes = resize_boxes(det["boxes"], batch.image_sizes[0], batch.original_sizes[0])
         return boxes, det["labels"], det["scores"], det["mask_probs"]
 
 
 def export_onnx(
-    model: nn.Module,
+    model: Any,
     out: str | os.PathLike[str],
     *,
     size: Sequence[int] | None = None,
     opset: int = DEFAULT_OPSET,
     check: bool = True,
 ) -> Path:
-    """Write ``model`` (a :class:`~maskrcnn.model.maskrcnn.MaskRCNN`) as an ONNX graph for ``size = (H, W)``.
+    """Write ``model`` (a :class:`~maskrcnn.detector.MaskRCNN`) as an ONNX graph for ``size = (H, W)``.
 
     The file is written under a temporary name and renamed when complete. Metadata (class
     names, input size, MASK_THRESHOLD, the config) is stored in the ONNX ``metadata_props``.
@@ -131,10 +132,11 @@ def export_onnx(
     if opset < 16:
         raise MaskRCNNError(f"--opset {opset}: RoIAlign with aligned=False needs opset >= 16")
 
-    was_training = model.training
-    model.eval()
-    graph = OnnxGraph(model).eval()
-    example = torch.zeros((3, height, width), dtype=torch.uint8, device=model.device)
+    network = model.network
+    was_training = network.training
+    network.eval()
+    graph = OnnxGraph(network).eval()
+    example = torch.zeros((3, height, width), dtype=torch.uint8, device=network.device)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     try:
@@ -161,7 +163,7 @@ def export_onnx(
         onnx.save(proto, tmp)
         os.replace(tmp, out)
     finally:
-        model.train(was_training)
+        network.train(was_training)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out

@@ -95,7 +95,7 @@ def inspect_report(
     """Write the inspect-model report of ``model`` on ``image`` to ``out_path`` (one HTML file).
 
     Args:
-        model: a :class:`~maskrcnn.model.maskrcnn.MaskRCNN` (``run_graph``, ``config``, ``rpn``).
+        model: a :class:`~maskrcnn.detector.MaskRCNN` (``run_graph``, ``config``, ``network``).
         image: ``H×W×3`` uint8 RGB.
         gt_masks, gt_class_ids: optional ground truth (``H×W×N`` bool, ``[N]``), for the
             positive anchors, the RPN recall and the comparison with the detections.
@@ -122,7 +122,7 @@ def inspect_report(
         gt_crowd = torch.as_tensor(gt.class_ids < 0)
     result = _matterport_result(record, config)
     ctx = {
-        "model": model, "config": config, "record": record, "batch": batch, "image": image,
+        "model": model.network, "config": config, "record": record, "batch": batch, "image": image,
         "net_image": _network_image(batch, config), "class_names": class_names, "gt": gt,
         "gt_resized": gt_resized, "gt_crowd": gt_crowd, "anchors": record["rpn.anchors"].float(),
         "result": result,

@@ -213,17 +213,17 @@ def roi_section(page: Page, ctx: dict, limit: int) -> None:
     s.figure(fig, "Proposals (dashed; gray when classified as background) and the box refined for the "
                   "predicted class (solid), a random sample.")
     # The detection layer's candidates: every (proposal, class) pair scoring above the threshold.
-    roi_heads = ctx["model"].roi_heads
+    detection = ctx["model"].detection_settings()  # the thresholds this forward used
     pair_scores = probs[:num, 1:]
-    pair_rows, pair_cols = torch.where(pair_scores > roi_heads.score_thresh)
+    pair_rows, pair_cols = torch.where(pair_scores > detection.min_confidence)
     pair_labels = pair_cols + 1
     detections = first(record.get("roi.detections"))
     det_labels = detections["labels"] if isinstance(detections, dict) else torch.zeros(0, dtype=torch.int64)
     nms_rows = [[class_names[c], int((pair_labels == c).sum()), int((det_labels == c).sum())]
                 for c in range(1, len(class_names))]
     s.text(f"Detection layer: every (proposal, class) pair with a score above DETECTION_MIN_CONFIDENCE="
-           f"{roi_heads.score_thresh:g} is a candidate with that class's refined box; NMS per class at IoU "
-           f"{roi_heads.nms_thresh:g}; at most {roi_heads.detections_per_img} are kept.")
+           f"{detection.min_confidence:g} is a candidate with that class's refined box; NMS per class at IoU "
+           f"{detection.nms_threshold:g}; at most {detection.max_instances} are kept.")
     s.table(["class", "candidates before NMS", "after NMS"], nms_rows)
     if pair_rows.numel():
         pair_score = pair_scores[pair_rows, pair_cols]

@@ -2,7 +2,7 @@
 
 The tutorial's effect, on an image file or a video::
 
-    model = MaskRCNN.from_checkpoint("mask_rcnn_balloon.pt")
+    model = MaskRCNN.from_weights("mask_rcnn_balloon.pt")
     detect_and_color_splash(model, image_path="balloons.jpg")   # -> splash_balloons_<time>.png
     detect_and_color_splash(model, video_path="balloons.mp4")   # -> splash_balloons_<time>.mp4
 
@@ -244,7 +244,7 @@ def splash_unions(
     """Per image the H×W bool union of the masks that the splash keeps: ``mask_union`` of
     ``filter_detections(model.detect([image])[0], ...)["masks"]``.
 
-    With our :class:`~maskrcnn.model.maskrcnn.MaskRCNN` (anything with ``detect_union``) the union
+    With our :class:`~maskrcnn.detector.MaskRCNN` (anything with ``detect_union``) the union
     is taken on the model's device; another model object goes through its ``detect``.
     """
     if min_confidence is not None:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import MaskRCNNError, WeightsError
+from ..errors import MaskRCNNError
 
 FORMATS = ("onnx",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="checkpoint written by training (or a torchvision Mask R-CNN COCO state dict)")
+                        help="checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, or 'coco'")
     parser.add_argument("--format", default="onnx", metavar="FMT", help="export format: onnx (the only one)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file, e.g. model.onnx")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
@@ -31,39 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-check", action="store_true", help="skip onnx.checker on the written file")
 
 
-def _load_model(weights: Path):
-    from ..model.maskrcnn import MaskRCNN
-
-    try:
-        return MaskRCNN.from_checkpoint(weights, device="cpu")
-    except WeightsError as exc:
-        if "not a maskrcnn checkpoint" not in str(exc):
-            raise
-    # Not one of ours: a torchvision Mask R-CNN state dict (COCO) is the other exportable kind.
-    from ..config import TorchvisionConfig
-
-    model = MaskRCNN(TorchvisionConfig(), device="cpu")
-    model.load_weights(weights)
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
     fmt = str(args.format).lower()
     if fmt not in FORMATS:
         raise MaskRCNNError(f"--format {args.format!r}: supported formats: {', '.join(FORMATS)}")
-    weights = Path(args.weights)
-    if not weights.is_file():
-        raise WeightsError(f"--weights: file not found: {weights}")
     out = Path(args.out)
     if out.suffix.lower() != ".onnx":
         raise MaskRCNNError(f"--out {out}: use the .onnx extension")
     if args.size is not None and min(args.size) < 32:
         raise MaskRCNNError(f"--size {args.size[0]} {args.size[1]}: height and width must be at least 32")
 
+    from ..apps.detect import load_model
     from ..apps.export_onnx import default_input_size, export_onnx, require_onnx
 
     require_onnx()
-    model = _load_model(weights)
+    model = load_model(args.weights, device="cpu")
     size = tuple(args.size) if args.size else default_input_size(model.config)
     path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB): input 'image' uint8 [3, {size[0]}, {size[1]}] RGB; "

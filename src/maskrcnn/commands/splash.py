@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import MaskRCNNError, WeightsError
+from ..errors import MaskRCNNError
 from . import add_inference_arguments, inference_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE", help="model checkpoint (.pt) to load")
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="a checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, "
+                             "or 'coco'")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", metavar="FILE", help="image to splash (written as PNG or JPEG)")
     source.add_argument("--video", metavar="FILE", help="video to splash (any format FFmpeg reads; written as MP4)")
@@ -48,9 +50,6 @@ def _classes(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    weights = Path(args.weights)
-    if not weights.is_file():
-        raise WeightsError(f"--weights: file not found: {weights}")
     if args.batch_size < 1:
         raise MaskRCNNError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.detect import load_model
     from ..apps.splash import detect_and_color_splash
 
-    model = load_model(weights, device=args.device, **inference_options(args))
+    model = load_model(args.weights, device=args.device, **inference_options(args))
     out = detect_and_color_splash(
         model,
         image_path=args.image,

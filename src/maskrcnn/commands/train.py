@@ -7,6 +7,12 @@
 
 ``--set`` values are YAML (``--set RPN_ANCHOR_SCALES="[8, 16, 32, 64, 128]"``). A dataset
 folder with ``train/`` and ``val/`` uses both; otherwise ``--val-fraction`` of it is held out.
+
+``--weights`` follows the detector's one rule (:mod:`maskrcnn.detector.weights_rule`). Our own
+checkpoints carry their config: ``--weights last`` (or a checkpoint in its run folder) resumes that
+run with it — no ``--set`` needed; ``--set`` may change training values (learning rate, schedule,
+steps, …) and refuses, naming the key, values the network is built from. ``--exclude-class-layers``
+or ``--new-run`` start a new run from a checkpoint instead (then ``--set`` may change anything).
 """
 
 from __future__ import annotations
@@ -31,10 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override config attributes (values parsed as YAML)")
     parser.add_argument("--weights", default="none", metavar="W",
-                        help="coco, imagenet, last (resume the newest run of --name), a checkpoint FILE, or none")
+                        help="coco, imagenet, last (resume the newest run of --name), a checkpoint FILE (a training "
+                             "checkpoint in its run folder resumes that run), or none")
     parser.add_argument("--exclude-class-layers", action="store_true",
-                        help="don't load the class-specific layers (fine-tuning to another class count)")
-    parser.add_argument("--layers", default="heads", help=LAYERS_HELP)
+                        help="don't load the class-specific layers (fine-tuning to another class count; a new run)")
+    parser.add_argument("--new-run", action="store_true",
+                        help="start a new run from a training checkpoint instead of resuming its run")
+    parser.add_argument("--layers", default=None,
+                        help=LAYERS_HELP.replace("(default: heads)", "(default: heads; on resume, the run's)"))
     parser.add_argument("--epochs", type=int, default=None, metavar="N",
                         help="train up to epoch N (absolute, as matterport; default 30)")
     parser.add_argument("--lr", type=float, default=None, metavar="X", help="learning rate (default LEARNING_RATE)")
@@ -70,15 +80,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.augment import get_augmentation
-    from ..model.maskrcnn import MaskRCNN
-    from ..training.api import train
-    from ..training.rundir import find_last, run_name
-    from ..training.setup import (
-        build_config,
-        load_initial_weights,
-        load_train_val,
-        parse_set_values,
-    )
+    from ..detector import MaskRCNN, resolve_weights
+    from ..detector.run import RunState, config_for_resume
+    from ..errors import WeightsError
+    from ..training.rundir import run_name
+    from ..training.setup import build_config, load_train_val, parse_set_values, read_config_file, \
+        split_training_attributes
 
     main = int(os.environ.get("RANK", "0")) == 0
 
@@ -91,36 +98,72 @@ def run(args: argparse.Namespace) -> int:
     data = load_train_val(args.dataset, format=args.format, class_attribute=args.class_attribute,
                           annotations=args.annotations, val_fraction=args.val_fraction,
                           split_seed=args.seed or 0)
+    class_names = list(data.train.class_names)
+    file_values = read_config_file(args.config) if args.config else {}
     set_values = parse_set_values(args.set)
-    name = args.name
-    if name is None and "NAME" not in set_values:
-        file_name = None
-        if args.config:
-            from ..training.setup import read_config_file
+    name = args.name or set_values.get("NAME") or file_values.get("NAME") or _dataset_name(args.dataset)
+    say(f"dataset {args.dataset}: {data.describe()}, classes {class_names[1:]}")
 
-            file_name = read_config_file(args.config).get("NAME")
-        name = file_name or _dataset_name(args.dataset)
-    config, attributes = build_config(config_file=args.config, sets=args.set,
-                                      num_classes=len(data.train.class_names), name=name)
+    try:
+        choice = resolve_weights(args.weights, model_dir=args.logs, name=name)
+    except WeightsError as exc:
+        raise WeightsError(f"--weights: {exc}") from None
+    exclude = "class_specific" if args.exclude_class_layers else None
+    if choice.is_ours:  # our checkpoint: its own config, with --config/--set on top
+        stored = choice.config()
+        values = {**file_values, **set_values}
+        resuming = choice.run().run_dir is not None and exclude is None and not args.new_run
+        if resuming:
+            explicit = args.name or set_values.get("NAME") or file_values.get("NAME")
+            if explicit and run_name(explicit) != run_name(stored.NAME):
+                raise WeightsError(f"--name {explicit}: the run being resumed ({choice.label}) is named "
+                                   f"{stored.NAME!r}; drop it, or pass --new-run")
+            values.pop("NAME", None)
+            stored_names = choice.class_names() or []
+            if stored_names and stored_names != class_names:
+                raise WeightsError(
+                    f"--dataset {args.dataset}: has the classes {class_names[1:]} (NUM_CLASSES={len(class_names)}) "
+                    f"but {choice.label} was trained on {stored_names[1:]} (NUM_CLASSES={len(stored_names)}); to "
+                    f"fine-tune it to these classes start a new run with --exclude-class-layers")
+            values, attributes = split_training_attributes(values, type(stored))
+            config = config_for_resume(stored, values, source=choice.label)
+        else:
+            values, attributes = split_training_attributes(values, type(stored))
+            values.update(NUM_CLASSES=len(class_names), NAME=name)
+            config = stored.copy(**values).validate()
+    else:
+        config, attributes = build_config(config_file=args.config, sets=args.set, num_classes=len(class_names),
+                                          name=name)
     if args.lr is not None:
         config.LEARNING_RATE = args.lr
-    say(f"dataset {args.dataset}: {data.describe()}, classes {list(data.train.class_names[1:])}")
 
-    model = MaskRCNN(config, class_names=list(data.train.class_names), device=args.device or None)
-    resume = None
-    if args.weights == "last":
-        resume = find_last(args.logs, run_name(config.NAME))
-        say(f"weights: resuming {resume}")
+    model = MaskRCNN(config, class_names=class_names, device=args.device or None, model_dir=args.logs)
+    if choice.spec == "coco" and exclude is None and config.NUM_CLASSES != 91:
+        exclude = "class_specific"  # COCO's 91 classes: fine-tuning keeps everything else
+    try:
+        report = model.load_weights(choice, exclude=exclude)
+    except WeightsError as exc:
+        text = str(exc)
+        if "exclude='class_specific'" in text:
+            text += " — on the command line: --exclude-class-layers"
+        raise WeightsError(f"--weights: {text}") from None
+    if args.new_run:
+        model.run = RunState()
+    layers = args.layers
+    if model.log_dir is not None:
+        stage = (choice.checkpoint.get("training") or {}).get("stage") or {}
+        layers = layers or stage.get("layers")
+        say(f"weights: resuming {choice.label}: run {model.log_dir.name} at epoch {model.epoch}")
     else:
-        say(load_initial_weights(model, args.weights, exclude_class_layers=args.exclude_class_layers))
+        say("weights: none (training from scratch)" if choice.kind == "none" else
+            str(report).splitlines()[0] + (" (class-specific layers excluded)" if exclude else ""))
 
-    result = train(
-        model, data.train, data.val, learning_rate=config.LEARNING_RATE, epochs=args.epochs or 30,
-        layers=args.layers, augmentation=get_augmentation(args.augment), logs_dir=args.logs, name=config.NAME,
-        resume=resume, device=args.device, num_workers=args.workers, progress=args.progress, seed=args.seed,
-        eval_every=args.eval_every, eval_limit=args.eval_limit, attributes=attributes,
-        train_image_ids=data.train_ids, val_image_ids=data.val_ids,
-        time_limit=None if args.time_limit is None else 60.0 * args.time_limit,
+    result = model.train(
+        data.train, data.val, learning_rate=config.LEARNING_RATE, epochs=args.epochs or 30,
+        layers=layers or "heads", augmentation=get_augmentation(args.augment), device=args.device,
+        num_workers=args.workers, progress=args.progress, seed=args.seed, eval_every=args.eval_every,
+        eval_limit=args.eval_limit, attributes=attributes, train_image_ids=data.train_ids,
+        val_image_ids=data.val_ids, time_limit=None if args.time_limit is None else 60.0 * args.time_limit,
     )
     if result.history:
         last = result.history[-1]

@@ -4,7 +4,7 @@ AMP runs on CUDA only (float16 or bfloat16 autocast: convolutions and matrix pro
 precision, reductions and losses in float32). On the CPU the same setting gives a null context:
 bfloat16 autocast on CPUs without AMX is slower than float32, and the results would differ from
 the CPU's float32 ones for nothing. Used by training (``AMP`` in the config) and by inference
-(:attr:`maskrcnn.model.maskrcnn.MaskRCNN.inference_amp`).
+(:attr:`maskrcnn.model.network.MaskRCNNNetwork.inference_amp`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,15 @@
 "rpn", "roi_heads"}``. Box coder weights come from matterport's standard deviations
 (``weights_from_std_dev(RPN_BBOX_STD_DEV)`` / ``(BBOX_STD_DEV)``), so TorchvisionConfig's
 ``[1, 1, 1, 1]`` and ``[0.1, 0.1, 0.2, 0.2]`` give torchvision's (1, 1, 1, 1) and (10, 10, 5, 5).
+
+Two kinds of values, listed here because this module is where they are read:
+
+* :data:`NETWORK_ATTRIBUTES`: what the stages are built from (layer sizes, anchors, resizing,
+  sampling). A built network keeps them; changing one on the config afterwards is refused by the
+  network (:meth:`~maskrcnn.model.network.MaskRCNNNetwork.check_config`), and a resumed run keeps
+  them (the checkpoint's values);
+* :data:`CALL_ATTRIBUTES`: what the network reads from its config at every call
+  (:func:`detection_settings`, ``LOSS_WEIGHTS``), so changing them on a built model takes effect.
 """
 
 from __future__ import annotations
@@ -18,8 +27,33 @@ from .boxes import weights_from_std_dev
 from .mask_head import MaskHead, MaskPredictor
 from .preprocess import ImagePreprocessor
 from .roi_align import PyramidRoIAlign
-from .roi_heads import RoIHeads
+from .roi_heads import DetectionSettings, RoIHeads
 from .rpn import RPN, RPNHead
+
+#: Config attributes the network's stages are built from (read by this module only).
+NETWORK_ATTRIBUTES: tuple[str, ...] = (
+    "MEAN_PIXEL", "PIXEL_STD", "IMAGE_RESIZE_MODE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "IMAGE_MIN_SCALE",
+    "IMAGE_PAD_DIVISOR", "BACKBONE", "BACKBONE_NORM", "TRAIN_BN", "TOP_DOWN_PYRAMID_SIZE", "NUM_CLASSES",
+    "BACKBONE_STRIDES", "RPN_ANCHOR_SCALES", "RPN_ANCHOR_RATIOS", "RPN_ANCHOR_STRIDE", "RPN_BBOX_STD_DEV",
+    "PRE_NMS_LIMIT", "PRE_NMS_LIMIT_INFERENCE", "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE",
+    "RPN_NMS_THRESHOLD", "RPN_NMS_PER_LEVEL", "RPN_MIN_SIZE", "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU",
+    "RPN_TRAIN_ANCHORS_PER_IMAGE", "POOL_SIZE", "MASK_POOL_SIZE", "MASK_SHAPE", "ROI_ALIGN_SAMPLING_RATIO",
+    "ROI_ALIGN_ALIGNED", "FPN_CLASSIF_FC_LAYERS_SIZE", "MASK_HEAD_CONV_CHANNELS", "MASK_HEAD_NUM_CONVS",
+    "BBOX_STD_DEV", "TRAIN_ROIS_PER_IMAGE", "ROI_POSITIVE_RATIO", "ROI_POSITIVE_IOU", "ROI_NEGATIVE_IOU",
+)
+#: Config attributes the network reads at every call.
+CALL_ATTRIBUTES: tuple[str, ...] = (
+    "DETECTION_MIN_CONFIDENCE", "DETECTION_NMS_THRESHOLD", "DETECTION_MAX_INSTANCES", "DETECTION_MIN_SIZE",
+    "LOSS_WEIGHTS",
+)
+
+
+def detection_settings(config: Config) -> DetectionSettings:
+    """The detection layer's thresholds from the config's current values."""
+    return DetectionSettings(
+        min_confidence=float(config.DETECTION_MIN_CONFIDENCE), nms_threshold=float(config.DETECTION_NMS_THRESHOLD),
+        max_instances=int(config.DETECTION_MAX_INSTANCES), min_size=float(config.DETECTION_MIN_SIZE),
+    )
 
 
 def build_preprocessor(config: Config) -> ImagePreprocessor:
@@ -27,6 +61,13 @@ def build_preprocessor(config: Config) -> ImagePreprocessor:
         mean=config.MEAN_PIXEL, std=config.PIXEL_STD, resize_mode=config.IMAGE_RESIZE_MODE,
         min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM, min_scale=config.IMAGE_MIN_SCALE,
         pad_divisor=config.IMAGE_PAD_DIVISOR,
+    )
+
+
+def build_anchor_generator(config: Config) -> AnchorGenerator:
+    return AnchorGenerator(
+        scales=config.RPN_ANCHOR_SCALES, ratios=config.RPN_ANCHOR_RATIOS, strides=config.BACKBONE_STRIDES,
+        anchor_stride=config.RPN_ANCHOR_STRIDE,
     )
 
 
@@ -64,18 +105,15 @@ def build_roi_heads(config: Config) -> RoIHeads:
         mask_predictor=MaskPredictor(in_channels=mask_head.out_channels, num_classes=config.NUM_CLASSES),
         box_coder_weights=weights_from_std_dev(config.BBOX_STD_DEV),
         score_thresh=config.DETECTION_MIN_CONFIDENCE, nms_thresh=config.DETECTION_NMS_THRESHOLD,
-        detections_per_img=config.DETECTION_MAX_INSTANCES, min_size=config.DETECTION_MIN_SIZE,
+        detections_per_img=config.DETECTION_MAX_INSTANCES, min_size=config.DETECTION_MIN_SIZE,  # defaults only
         batch_size_per_image=config.TRAIN_ROIS_PER_IMAGE, positive_fraction=config.ROI_POSITIVE_RATIO,
         fg_iou=config.ROI_POSITIVE_IOU, bg_iou=config.ROI_NEGATIVE_IOU, mask_size=int(config.MASK_SHAPE[0]),
     )
 
 
 def build_model_parts(config: Config) -> dict[str, Any]:
-    """The stages of a Mask R-CNN for ``config`` (not validated here; :class:`MaskRCNN` validates)."""
-    anchor_generator = AnchorGenerator(
-        scales=config.RPN_ANCHOR_SCALES, ratios=config.RPN_ANCHOR_RATIOS, strides=config.BACKBONE_STRIDES,
-        anchor_stride=config.RPN_ANCHOR_STRIDE,
-    )
+    """The stages of a Mask R-CNN for ``config`` (not validated here; the network validates)."""
+    anchor_generator = build_anchor_generator(config)
     return {
         "preprocessor": build_preprocessor(config),
         "backbone": build_backbone(config),

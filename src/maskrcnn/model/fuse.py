@@ -182,7 +182,7 @@ def is_fused(model: nn.Module) -> bool:
 
 
 def prepare_for_inference(
-    model: nn.Module,
+    model: Any,
     *,
     fuse: bool = True,
     channels_last: bool | None = None,
@@ -190,37 +190,42 @@ def prepare_for_inference(
     amp: str | None = None,
     inplace: bool = False,
     compile_options: dict[str, Any] | None = None,
-) -> nn.Module:
+) -> Any:
     """The model in eval mode with the inference transforms applied.
 
     Args:
+        model: a network (``nn.Module``), or an object that holds one as ``.network`` — matterport's
+            detector (:class:`maskrcnn.detector.MaskRCNN`); it is returned with its network transformed.
         fuse: fold frozen/eval BatchNorm into the convolutions (:func:`fuse_frozen_bn`).
         channels_last: convert 4-D weights to channels-last (NHWC); ``None``: yes (it pays off on
             CPU with oneDNN and on CUDA tensor cores alike).
         compile: wrap the backbone's forward with ``torch.compile`` (static shapes: the first call of
             each input size compiles; the detection heads stay eager, their shapes are
             data-dependent).
-        amp: ``"fp16"`` or ``"bf16"``: run inference under autocast on CUDA (sets the model's
-            ``inference_amp``; ignored on the CPU); ``None`` leaves the model's setting as it is.
+        amp: ``"fp16"`` or ``"bf16"``: run inference under autocast on CUDA (sets the network's
+            ``inference_amp``; ignored on the CPU); ``None`` leaves the setting as it is.
         inplace: transform ``model`` itself instead of a deep copy.
         compile_options: keyword arguments for ``torch.compile``.
     """
     target = model if inplace else copy.deepcopy(model)
-    target.eval()
+    network = target if isinstance(target, nn.Module) else getattr(target, "network", None)
+    if not isinstance(network, nn.Module):
+        raise TypeError(f"prepare_for_inference: expected an nn.Module or a detector with .network, "
+                        f"got {type(model).__name__}")
+    network.eval()
     if amp is not None:
-        if not hasattr(target, "inference_amp"):
+        if not hasattr(network, "inference_amp"):
             raise ValueError("prepare_for_inference(amp=...): the model has no inference_amp setting")
-        target.inference_amp = amp
+        network.inference_amp = amp
     if fuse:
-        fuse_frozen_bn(target, inplace=True)
+        fuse_frozen_bn(network, inplace=True)
     if channels_last is None:
         channels_last = True
     if channels_last:
-        target.to(memory_format=torch.channels_last)
+        network.to(memory_format=torch.channels_last)
     if compile:
-        backbone = getattr(target, "backbone", None)
+        backbone = getattr(network, "backbone", None)
         if backbone is None:
             raise ValueError("prepare_for_inference(compile=True): the model has no .backbone to compile")
         backbone.forward = torch.compile(backbone.forward, **(compile_options or {}))
     return target
-

@@ -11,7 +11,7 @@ plumbing::
         model(images)
     record["fpn.p2"]          # the tensor the FPN produced
 
-Values are stored as given (tensors are detached); :meth:`MaskRCNN.run_graph`
+Values are stored as given (tensors are detached); :meth:`maskrcnn.detector.MaskRCNN.run_graph`
 wraps this for one inference forward.
 """
 

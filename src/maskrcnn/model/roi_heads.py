@@ -16,6 +16,7 @@ Boxes are ``xyxy`` float in pixels of the resized image throughout.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
@@ -31,7 +32,24 @@ from .probe import Probed, probe
 from .roi_align import PyramidRoIAlign
 from .targets import mask_targets, roi_targets
 
-__all__ = ["RoIHeads", "postprocess_detections"]
+__all__ = ["DetectionSettings", "RoIHeads", "postprocess_detections"]
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """The detection layer's thresholds: what a user may change on a built model.
+
+    ``min_confidence`` (DETECTION_MIN_CONFIDENCE): keep (proposal, class) pairs scoring above it;
+    ``nms_threshold`` (DETECTION_NMS_THRESHOLD): IoU of the per-class NMS; ``max_instances``
+    (DETECTION_MAX_INSTANCES): detections kept per image; ``min_size`` (DETECTION_MIN_SIZE): the
+    smallest box side in pixels. :class:`RoIHeads` holds the values it was built with and takes
+    these per call (the network passes its config's current values at every forward).
+    """
+
+    min_confidence: float
+    nms_threshold: float
+    max_instances: int
+    min_size: float
 
 
 def postprocess_detections(
@@ -97,7 +115,8 @@ class RoIHeads(Probed, nn.Module):
         box_coder_weights: ``(wx, wy, ww, wh)`` of the class-specific deltas (torchvision
             ``(10, 10, 5, 5)`` = ``weights_from_std_dev(BBOX_STD_DEV)``).
         score_thresh: ``DETECTION_MIN_CONFIDENCE``; nms_thresh: ``DETECTION_NMS_THRESHOLD``;
-        detections_per_img: ``DETECTION_MAX_INSTANCES``; min_size: ``DETECTION_MIN_SIZE`` (pixels).
+        detections_per_img: ``DETECTION_MAX_INSTANCES``; min_size: ``DETECTION_MIN_SIZE`` (pixels):
+            the defaults of the detection layer; a call may pass other :class:`DetectionSettings`.
         batch_size_per_image: ``TRAIN_ROIS_PER_IMAGE``; positive_fraction: ``ROI_POSITIVE_RATIO``;
         fg_iou / bg_iou: ``ROI_POSITIVE_IOU`` / ``ROI_NEGATIVE_IOU``; mask_size: side of the mask
             targets (``MASK_SHAPE[0]``, must equal the predictor's output side).
@@ -154,6 +173,8 @@ class RoIHeads(Probed, nn.Module):
         proposals: Sequence[Tensor],
         image_sizes: Sequence[tuple[int, int]],
         targets: Sequence[Mapping[str, Tensor]] | None = None,
+        *,
+        detection: DetectionSettings | None = None,
     ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """Detections (inference) or losses (training).
 
@@ -163,6 +184,7 @@ class RoIHeads(Probed, nn.Module):
             image_sizes: per image ``(h, w)`` after resizing.
             targets: training only, per image ``boxes [G,4]`` float xyxy, ``labels`` int64 ``[G]``,
                 optional ``iscrowd`` bool ``[G]``, and ``masks [G,H,W]`` or ``mini_masks [G,mh,mw]``.
+            detection: inference thresholds for this call (default: the values given at construction).
 
         Returns:
             ``(detections, losses)``. Inference: per image ``boxes [N,4]``, ``labels`` int64 ``[N]``,
@@ -178,19 +200,26 @@ class RoIHeads(Probed, nn.Module):
             if targets is None:
                 raise ValueError("RoIHeads: targets are required in training mode")
             return [], self._losses(features, proposals, image_sizes, targets)
-        return self._detect(features, proposals, image_sizes), {}
+        return self._detect(features, proposals, image_sizes, detection or self.detection_settings), {}
+
+    @property
+    def detection_settings(self) -> DetectionSettings:
+        """The thresholds given at construction (used when a call passes none)."""
+        return DetectionSettings(min_confidence=self.score_thresh, nms_threshold=self.nms_thresh,
+                                 max_instances=self.detections_per_img, min_size=self.min_size)
 
     # ------------------------------------------------------------------ inference
     def _detect(
-        self, features: Mapping[str, Tensor], proposals: Sequence[Tensor], image_sizes: Sequence[tuple[int, int]]
+        self, features: Mapping[str, Tensor], proposals: Sequence[Tensor], image_sizes: Sequence[tuple[int, int]],
+        detection: DetectionSettings,
     ) -> list[dict[str, Tensor]]:
         class_logits, box_deltas = self._box_branch(features, proposals, image_sizes)
         self.probe("roi.class_logits", class_logits)
         self.probe("roi.box_deltas", box_deltas)
         detections = postprocess_detections(
             class_logits, box_deltas, proposals, image_sizes, box_coder=self.box_coder,
-            score_thresh=self.score_thresh, nms_thresh=self.nms_thresh,
-            detections_per_img=self.detections_per_img, min_size=self.min_size,
+            score_thresh=float(detection.min_confidence), nms_thresh=float(detection.nms_threshold),
+            detections_per_img=int(detection.max_instances), min_size=float(detection.min_size),
         )
         self.probe("roi.detections", detections)
         if not self.has_mask:

@@ -1,17 +1,19 @@
-"""Training entry points: matterport's ``model.train(...)`` as :func:`train`, and :func:`fit`.
+"""Training entry points: :func:`train` (matterport datasets) and :func:`fit` (the generic core).
 
-    from maskrcnn.training import train
-    train(model, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
-          epochs=30, layers="heads", augmentation=None)          # the balloon tutorial
-    train(model, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE / 10,
-          epochs=60, layers="all")                              # stage 2: up to epoch 60
+matterport's ``model.train(dataset_train, dataset_val, learning_rate=…, epochs=…, layers=…)`` is
+:meth:`maskrcnn.detector.MaskRCNN.train`; it calls :func:`train` with its network, config and run::
 
-``epochs`` is absolute: training runs from the model's current epoch up to it. A new run
-writes to ``<logs>/<name><timestamp>/``; ``resume=`` a checkpoint (or ``"last"``)
-continues that run in its folder, from the epoch and step it ended, with the optimizer,
-schedule, GradScaler and RNG states it had, as long as the stage (``layers``, learning
-rate, optimizer kind) is the same; otherwise a new stage starts there with a fresh
-optimizer (matterport recompiles the model at each stage too).
+    train(network, config, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE,
+          epochs=30, layers="heads", augmentation=None)            # a new run, epochs 1..30
+    train(network, config, dataset_train, dataset_val, learning_rate=config.LEARNING_RATE / 10,
+          epochs=40, layers="all", resume=RunStart(...))          # the same run, epochs 31..40
+
+``epochs`` is absolute: training runs from the run's current epoch up to it. A new run
+writes to ``<logs>/<name><timestamp>/``; ``resume`` continues a run in its folder, from the epoch
+and step it ended, with the optimizer, schedule, GradScaler and RNG states it had, as long as the
+stage (``layers``, learning rate, optimizer kind) is the same; otherwise a new stage starts there
+with a fresh optimizer (matterport recompiles the model at each stage too). The learning rate
+never jumps back up on resume (see :mod:`.schedule`).
 
 :func:`fit` is the generic core (any model that returns a loss dict, any map-style
 dataset of ``(image, target)``); :func:`train` builds the samples, the collate function
@@ -35,13 +37,13 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError, WeightsError
 from . import distributed as D
-from .checkpoint import load_checkpoint, load_model_weights, training_state
+from .checkpoint import read_training_checkpoint
 from .hooks import CheckpointHook, EvalHook, MetricsLogger, ProgressHook, TimeLimitHook
 from .layers import set_trainable
 from .optim import build_optimizer
 from .options import TrainOptions
 from .rng import restore_rng_state
-from .rundir import find_last, list_checkpoints, new_run_dir, run_name
+from .rundir import find_last, list_checkpoints, new_run_dir, run_name, write_run_config
 from .schedule import LRSchedule
 from .trainer import Hook, Trainer, TrainState
 
@@ -69,6 +71,17 @@ class TrainResult:
         return self.checkpoints[-1] if self.checkpoints else None
 
 
+@dataclass
+class RunStart:
+    """A run to continue whose weights the model already holds: its folder and the ``training``
+    state of the checkpoint those weights came from (epoch, step, seed, stage, optimizer, RNG...).
+    ``source`` names that checkpoint in messages."""
+
+    run_dir: Path
+    training: dict[str, Any]
+    source: str = ""
+
+
 class _History(Hook):
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
@@ -77,12 +90,24 @@ class _History(Hook):
         self.records.append(record)
 
 
-def _resolve_resume(resume: str | Path | None, logs_dir: Path, name: str) -> Path | None:
-    if resume is None or resume is False:
-        return None
-    if str(resume) == "last":
-        return find_last(logs_dir, name)
-    return Path(resume)
+class _RunConfig(Hook):
+    """Writes the run's ``config.yaml`` when training starts (rank 0)."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def before_train(self, trainer: Trainer) -> None:
+        if trainer.ctx.is_main and trainer.run_dir is not None:
+            write_run_config(trainer.run_dir, self.config, epoch=trainer.state.epoch)
+
+
+def _resolve_resume(resume: str | Path | RunStart | None, logs_dir: Path, name: str,
+                    model: nn.Module) -> RunStart | None:
+    """``resume`` as a :class:`RunStart`; a path (or ``"last"``) is read and its weights loaded into ``model``."""
+    if resume is None or resume is False or isinstance(resume, RunStart):
+        return resume or None
+    path = find_last(logs_dir, name) if str(resume) == "last" else Path(resume)
+    return RunStart(run_dir=path.parent, training=read_training_checkpoint(path, model), source=str(path))
 
 
 def _same_stage(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -100,7 +125,7 @@ def fit(
     val_samples: Dataset | None = None,
     logs_dir: str | Path = "logs",
     name: str | None = None,
-    resume: str | Path | None = None,
+    resume: str | Path | RunStart | None = None,
     device: str | torch.device | None = None,
     ctx: D.DistContext | None = None,
     num_workers: int = 0,
@@ -109,6 +134,7 @@ def fit(
     hooks: Sequence[Hook] = (),
     describe_image: Callable[[int], str] | None = None,
     checkpoint_extras: Callable[[], dict[str, Any]] | None = None,
+    model_fields: Callable[[], dict[str, Any]] | None = None,
     tensorboard: bool = True,
     time_limit: float | None = None,
 ) -> TrainResult:
@@ -122,13 +148,17 @@ def fit(
         layers: preset (heads, 3+, 4+, 5+, all) or regex, see :mod:`.layers`.
         options: :class:`TrainOptions` (learning rate, schedule, AMP, ...).
         logs_dir, name: the run folder is ``<logs_dir>/<name><timestamp>``.
-        resume: a training checkpoint, or ``"last"`` for the newest one of ``name``.
+        resume: a :class:`RunStart` (the model holds its weights already), or a training checkpoint
+            (or ``"last"`` for the newest one of ``name``) whose weights are loaded into ``model``.
         device: ``"cpu"``/``"cuda"``/None (CUDA if available); ignored when ``ctx`` is given.
         ctx: distributed context (default: from torchrun's environment, if any).
         num_workers: DataLoader workers (0: in the main process).
         progress: ``"bar"``, ``"plain"`` or ``"none"``.
         evaluate: model → COCO-style metrics, run by :class:`EvalHook` every ``options.eval_every`` epochs.
         hooks: more hooks, called after the built-in ones.
+        checkpoint_extras: more entries of the checkpoints' training state.
+        model_fields: what the checkpoints carry to rebuild the model (config, class names), see
+            :func:`.checkpoint.save_checkpoint`.
         time_limit: seconds; training stops after the step that passes it (the epoch in progress is
             then validated and checkpointed, see :meth:`Trainer.request_stop`).
     """
@@ -141,16 +171,11 @@ def fit(
         warnings.warn(f"AMP={options.amp!r} needs CUDA; training in float32 on {ctx.device}", stacklevel=2)
         options = dataclasses.replace(options, amp=None)
 
-    resume_path = _resolve_resume(resume, logs_dir, name)
+    start = _resolve_resume(resume, logs_dir, name, model)
     saved: dict[str, Any] | None = None
-    if resume_path is not None:
-        checkpoint = load_checkpoint(resume_path)
-        saved = training_state(checkpoint)
-        if saved is None:
-            raise WeightsError(f"{resume_path}: holds weights but no training state, so it cannot be resumed; "
-                               f"load it with --weights FILE to start a new run from these weights")
-        load_model_weights(model, resume_path, checkpoint)
-        run_dir = resume_path.parent
+    if start is not None:
+        saved = start.training
+        run_dir = Path(start.run_dir)
         state = TrainState(seed=int(saved["seed"]), epoch=int(saved["epoch"]), global_step=int(saved["global_step"]),
                            stage=dict(saved.get("stage") or {}), best=saved.get("best"))
     else:
@@ -159,7 +184,8 @@ def fit(
         state = TrainState(seed=int(seed))
 
     if state.epoch >= epochs:
-        message = (f"nothing to train: the model is already at epoch {state.epoch} ({resume_path}) and epochs="
+        where = f" ({start.source or run_dir})" if start is not None else ""
+        message = (f"nothing to train: the model is already at epoch {state.epoch}{where} and epochs="
                    f"{epochs} is the epoch to train up to (absolute, as matterport); ask for epochs > "
                    f"{state.epoch} to train further")
         if ctx.is_main:
@@ -173,17 +199,25 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=options.amp == "fp16" and ctx.device.type == "cuda")
     stage = {"layers": layers, "learning_rate": options.learning_rate, "optimizer": options.optimizer,
              "start_step": state.global_step}
+    schedule = _schedule(options, start_step=state.global_step, epochs=epochs)
     message = ""
     if saved is not None and _same_stage(state.stage, stage):
         stage["start_step"] = int(state.stage.get("start_step", 0))
         try:
             optimizer.load_state_dict(saved["optimizer"])
         except (ValueError, KeyError) as exc:
-            raise WeightsError(f"{resume_path}: its optimizer state does not fit this model's trainable "
+            raise WeightsError(f"{start.source or run_dir}: its optimizer state does not fit this model's trainable "
                                f"parameters ({exc}); was the model or 'layers' changed?") from None
         if saved.get("scaler"):
             scaler.load_state_dict(saved["scaler"])
-        message = f"resuming {run_dir.name} at epoch {state.epoch}, step {state.global_step}"
+        schedule = _schedule(options, start_step=stage["start_step"], epochs=epochs)
+        if saved.get("schedule"):
+            previous = LRSchedule.from_state_dict(saved["schedule"])
+            schedule = previous.continued(schedule, state.global_step)
+            if schedule.kind == "cosine" and state.global_step >= previous.end_step > previous.start_step:
+                message = (f"; its cosine schedule had ended at epoch {state.epoch} (learning rate at its minimum): "
+                           f"training goes on at that rate — pass another learning rate to start a new stage")
+        message = f"resuming {run_dir.name} at epoch {state.epoch}, step {state.global_step}" + message
     elif saved is not None:
         message = (f"continuing {run_dir.name} from epoch {state.epoch} with a new stage (layers={layers!r}, "
                    f"lr={options.learning_rate:g}, {options.optimizer}): fresh optimizer state")
@@ -192,11 +226,6 @@ def fit(
         restore_rng_state(saved["rng"])
     if message and ctx.is_main:
         print(message, file=sys.stderr, flush=True)
-
-    schedule = LRSchedule(kind=options.schedule, start_step=stage["start_step"],
-                          end_step=epochs * options.steps_per_epoch, steps_per_epoch=options.steps_per_epoch,
-                          warmup_steps=options.warmup_steps, warmup_factor=options.warmup_factor,
-                          milestones=options.lr_steps, gamma=options.lr_gamma, min_factor=options.lr_min_factor)
 
     def extras() -> dict[str, Any]:
         out = {"options": options.to_dict(), "world_size": ctx.world_size}
@@ -213,18 +242,25 @@ def fit(
     all_hooks += [
         MetricsLogger(run_dir, tensorboard=tensorboard),
         CheckpointHook(run_dir, name=name, keep_last=options.keep_last, best_metric=options.best_metric,
-                       training_extras=extras),
+                       training_extras=extras, model_fields=model_fields),
         history,
         *hooks,
     ]
     trainer = Trainer(model=D.wrap_model(model, ctx), optimizer=optimizer, schedule=schedule,
                       train_samples=train_samples, collate=collate, options=options, state=state, ctx=ctx,
                       val_samples=val_samples, scaler=scaler, hooks=all_hooks, describe_image=describe_image,
-                      num_workers=num_workers)
+                      num_workers=num_workers, run_dir=run_dir)
     trainer.fit(epochs)
     return TrainResult(run_dir=run_dir, epoch=state.epoch, global_step=state.global_step,
                        checkpoints=list_checkpoints(run_dir), best=state.best, history=history.records,
                        message=message)
+
+
+def _schedule(options: TrainOptions, *, start_step: int, epochs: int) -> LRSchedule:
+    return LRSchedule(kind=options.schedule, start_step=start_step, end_step=epochs * options.steps_per_epoch,
+                      steps_per_epoch=options.steps_per_epoch, warmup_steps=options.warmup_steps,
+                      warmup_factor=options.warmup_factor, milestones=options.lr_steps, gamma=options.lr_gamma,
+                      min_factor=options.lr_min_factor)
 
 
 def _describe(samples: Any) -> Callable[[int], str]:
@@ -243,7 +279,8 @@ def _describe(samples: Any) -> Callable[[int], str]:
 
 
 def train(
-    model: nn.Module,
+    network: nn.Module,
+    config: Any,
     train_dataset: Any,
     val_dataset: Any | None,
     *,
@@ -251,9 +288,11 @@ def train(
     epochs: int,
     layers: str,
     augmentation: Any = None,
-    logs_dir: str | Path | None = None,
+    logs_dir: str | Path = "logs",
     name: str | None = None,
-    resume: str | Path | None = None,
+    resume: str | Path | RunStart | None = None,
+    detector: Any = None,
+    model_fields: Callable[[], dict[str, Any]] | None = None,
     device: str | torch.device | None = None,
     num_workers: int = 0,
     progress: str = "bar",
@@ -268,24 +307,22 @@ def train(
     val_image_ids: Sequence[int] | None = None,
     time_limit: float | None = None,
 ) -> TrainResult:
-    """matterport's ``model.train(train_dataset, val_dataset, learning_rate, epochs, layers, augmentation)``.
+    """matterport's ``train(train_dataset, val_dataset, learning_rate, epochs, layers, augmentation)`` for
+    ``network`` (an ``nn.Module`` returning the loss dict) built from ``config``.
 
-    ``model`` is a :class:`~maskrcnn.model.maskrcnn.MaskRCNN` (its ``config`` gives the
-    training options, see :mod:`.options`); the datasets are prepared
+    ``config`` gives the training options (see :mod:`.options`); the datasets are prepared
     :class:`~maskrcnn.data.dataset.Dataset`\\s. ``learning_rate`` defaults to the config's
-    LEARNING_RATE; ``logs_dir`` to ``model.model_dir`` or ``"logs"``; ``name`` to the
-    config's NAME. ``eval_every`` / ``eval_limit`` override EVAL_EVERY / EVAL_LIMIT (validation
-    COCO mAP, which picks the best checkpoint). ``attributes``: training attributes by name
-    (``{"LR_SCHEDULE": "cosine"}``, see :mod:`.options`) overriding the config's. Returns a
-    :class:`TrainResult`. ``train_image_ids`` / ``val_image_ids``: use only these images of the
-    datasets (e.g. a split of one dataset passed as both). ``time_limit``: seconds of training
-    after which it stops (see :func:`fit`).
+    LEARNING_RATE; ``name`` to the config's NAME. ``resume``: see :func:`fit`. ``detector``: anything
+    with matterport's ``detect`` running ``network`` — it gives the validation COCO mAP (which picks the
+    best checkpoint) every EVAL_EVERY epochs on EVAL_LIMIT images (``eval_every`` / ``eval_limit``
+    override them); without it there is none. ``model_fields``: see :func:`fit`. ``attributes``:
+    training attributes by name (``{"LR_SCHEDULE": "cosine"}``, see :mod:`.options`) overriding the
+    config's. ``train_image_ids`` / ``val_image_ids``: use only these images of the datasets (e.g. a
+    split of one dataset passed as both). ``time_limit``: seconds of training after which it stops
+    (see :func:`fit`). The run folder gets the config as ``config.yaml``. Returns a :class:`TrainResult`.
     """
     from ..data.loader import TrainingSamples, collate
 
-    config = getattr(model, "config", None)
-    if config is None:
-        raise ConfigError("train(): the model has no .config; build it as MaskRCNN(config, ...)")
     options = TrainOptions.from_config(config, learning_rate=learning_rate, attributes=attributes, seed=seed,
                                        eval_every=eval_every, eval_limit=eval_limit)
 
@@ -298,20 +335,19 @@ def train(
         raise ConfigError("train(): the training dataset has no images (did you call dataset.prepare()?)")
     val_samples = samples(val_dataset, None, val_image_ids) if val_dataset is not None else None
     evaluate = None
-    if val_samples is not None and len(val_samples) > 0:
+    if detector is not None and val_samples is not None and len(val_samples) > 0:
         val_ids = list(val_samples.image_ids)
 
-        def evaluate(m: nn.Module) -> dict[str, Any]:
+        def evaluate(_: nn.Module) -> dict[str, Any]:
             from ..evaluation.coco_eval import evaluate_model
 
-            return evaluate_model(m, val_dataset, image_ids=val_ids, limit=options.eval_limit, progress=False)
+            return evaluate_model(detector, val_dataset, image_ids=val_ids, limit=options.eval_limit, progress=False)
 
     def extras() -> dict[str, Any]:
         return {"layers": layers}
 
-    return fit(model, train_samples, collate, epochs=epochs, layers=layers, options=options, val_samples=val_samples,
-               logs_dir=logs_dir if logs_dir is not None else getattr(model, "model_dir", None) or "logs",
-               name=name or getattr(config, "NAME", None), resume=resume, device=device, ctx=ctx,
-               num_workers=num_workers, progress=progress, evaluate=evaluate, hooks=hooks,
-               describe_image=_describe(train_samples), checkpoint_extras=extras, tensorboard=tensorboard,
-               time_limit=time_limit)
+    return fit(network, train_samples, collate, epochs=epochs, layers=layers, options=options,
+               val_samples=val_samples, logs_dir=logs_dir, name=name or getattr(config, "NAME", None),
+               resume=resume, device=device, ctx=ctx, num_workers=num_workers, progress=progress,
+               evaluate=evaluate, hooks=[_RunConfig(config), *hooks], describe_image=_describe(train_samples),
+               checkpoint_extras=extras, model_fields=model_fields, tensorboard=tensorboard, time_limit=time_limit)

@@ -255,17 +255,20 @@ class CheckpointHook(Hook):
     ``mask_rcnn_<name>_<epoch>.pth`` atomically, delete all but the last ``keep_last`` and
     the best.
 
-    ``training_extras()`` returns what besides the state goes in the checkpoint
-    (``options``, ``config``...). ``self.saved`` lists the paths written.
+    ``training_extras()`` returns what besides the state goes in the checkpoint's training part
+    (``options``, ``layers``...), ``model_fields()`` what rebuilds the model (``config``, class names).
+    ``self.saved`` lists the paths written.
     """
 
     def __init__(self, run_dir: str | Path, *, name: str, keep_last: int = 3, best_metric: str = "segm.AP",
-                 training_extras: Callable[[], dict[str, Any]] | None = None) -> None:
+                 training_extras: Callable[[], dict[str, Any]] | None = None,
+                 model_fields: Callable[[], dict[str, Any]] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.name = name
         self.keep_last = int(keep_last)
         self.best_metric = best_metric
         self.training_extras = training_extras or dict
+        self.model_fields = model_fields
         self.saved: list[Path] = []
 
     def metric_value(self, record: dict[str, Any]) -> float | None:
@@ -301,7 +304,7 @@ class CheckpointHook(Hook):
                 **self.training_extras(),
             }
             path = save_checkpoint(self.run_dir / checkpoint_name(self.name, record["epoch"]), trainer.model,
-                                   training)
+                                   training, model_fields=self.model_fields)
             self.saved.append(path)
             keep = {state.best["epoch"]} if state.best else set()
             prune_checkpoints(self.run_dir, keep_last=self.keep_last, keep_epochs=keep)

@@ -2,8 +2,8 @@
 
 Kept apart from argparse so each step is testable: ``--set KEY=VALUE`` parsing (values
 are YAML scalars or lists), the config (YAML file + ``--set``, NUM_CLASSES from the
-dataset), the train/val datasets (``train/`` + ``val/`` sub-folders, or a seeded split),
-and the initial weights (``coco``, ``imagenet``, a file, ``last``, ``none``).
+dataset) and the train/val datasets (``train/`` + ``val/`` sub-folders, or a seeded split).
+Which weights to start from is the detector's rule (:mod:`maskrcnn.detector.weights_rule`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
-from ..errors import ConfigError, DatasetError, WeightsError
+from ..errors import ConfigError, DatasetError
 from .options import EXTRA_ATTRIBUTES
 
 
@@ -185,24 +185,3 @@ def _split(dataset: Any, fraction: float | None, seed: int) -> TrainValData:
         return TrainValData(dataset, None)
     train_ids, val_ids = split_ids(dataset.image_ids, fraction, seed)
     return TrainValData(dataset, dataset, train_ids, val_ids)
-
-
-def load_initial_weights(model: Any, weights: str | None, *, exclude_class_layers: bool = False) -> str:
-    """Load ``coco`` / ``imagenet`` / a file into ``model``; returns a one-line report.
-
-    ``none`` (or None) loads nothing; ``last`` is handled by the caller (it resumes).
-    ``coco`` weights skip the class-specific layers automatically when NUM_CLASSES is not 91.
-    """
-    if weights in (None, "none", ""):
-        return "weights: none (training from scratch)"
-    exclude = "class_specific" if exclude_class_layers else None
-    if weights == "coco" and exclude is None and model.config.NUM_CLASSES != 91:
-        exclude = "class_specific"
-    try:
-        report = model.load_weights(weights, exclude=exclude)
-    except WeightsError as exc:
-        text = str(exc)
-        if "exclude='class_specific'" in text:
-            text += " — on the command line: --exclude-class-layers"
-        raise WeightsError(text) from None
-    return str(report).splitlines()[0] + (" (class-specific layers excluded)" if exclude else "")

@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -139,14 +140,17 @@ class Trainer:
         hooks: called in order.
         describe_image: index → a short description (id, path) for error messages.
         num_workers: DataLoader workers.
+        run_dir: the run's folder (where the hooks write), or None.
     """
 
     def __init__(self, *, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: LRSchedule,
                  train_samples: Dataset, collate: Callable[[list], Any], options: TrainOptions,
                  state: TrainState, ctx: D.DistContext | None = None, val_samples: Dataset | None = None,
                  scaler: torch.amp.GradScaler | None = None, hooks: Sequence[Hook] = (),
-                 describe_image: Callable[[int], str] | None = None, num_workers: int = 0) -> None:
+                 describe_image: Callable[[int], str] | None = None, num_workers: int = 0,
+                 run_dir: str | Path | None = None) -> None:
         self.model = model
+        self.run_dir = None if run_dir is None else Path(run_dir)
         self.optimizer = optimizer
         self.schedule = schedule
         self.options = options
