@@ -17,8 +17,11 @@ Outside the graph (in :class:`OnnxDetector`): pasting the ``M × M`` masks into 
 the conversion to matterport's ``rois/class_ids/scores/masks``. Pasting stays outside because it
 produces ``N × H × W`` floats and PyTorch's vectorized pasting picks its chunking from the data.
 
-Images of another size: :meth:`OnnxDetector.detect` refuses them unless ``letterbox=True``,
-which scales the image to fit the export size (aspect kept), pads it with black at the
+Zero detections (an empty frame, a high threshold) give empty results like the PyTorch model's:
+no shape of the example image is baked into the traced graph (tested with 0, 1 and many detections).
+
+Images of another size: an :class:`OnnxDetector` refuses them unless built with ``letterbox=True``
+(``OnnxDetector(path, letterbox=True)``), which scales the image to fit the export size (aspect kept), pads it with black at the
 bottom/right and maps the results back — results are then close to, not the same as, the
 PyTorch model's on the original image. For a video every frame has the same size: export with
 ``--size`` equal to the frame size.
@@ -174,15 +177,19 @@ class OnnxDetector:
 
     Args:
         path: the ``.onnx`` file written by :func:`export_onnx`.
+        letterbox: accept images of any size (scaled to fit the export size, padded with black, the
+            results mapped back); otherwise an image of another size raises
+            :class:`~maskrcnn.errors.ImageError`.
         providers: onnxruntime execution providers (default: CPU).
         threads: onnxruntime intra-op threads (default: onnxruntime's choice).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, providers: Sequence[str] | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, letterbox: bool = False,
+                 providers: Sequence[str] | None = None, threads: int | None = None) -> None:
         require_onnx()
         import onnxruntime as ort
 
+        self.letterbox = bool(letterbox)
         self.path = Path(path)
         if not self.path.is_file():
             raise MaskRCNNError(f"{self.path}: ONNX file not found")
@@ -207,18 +214,24 @@ class OnnxDetector:
         if tuple(image.shape[:2]) != self.input_size:
             raise ImageError(f"image of size {image.shape[0]}x{image.shape[1]}: this ONNX model was exported for "
                              f"{self.input_size[0]}x{self.input_size[1]} (re-export with --size "
-                             f"{image.shape[0]} {image.shape[1]}, or detect(..., letterbox=True))")
+                             f"{image.shape[0]} {image.shape[1]}, or use OnnxDetector(path, letterbox=True))")
         chw = np.ascontiguousarray(image.transpose(2, 0, 1))
         outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: chw})
         return dict(zip(OUTPUT_NAMES, outputs))
 
-    def detect(self, images: Sequence[np.ndarray], *, letterbox: bool = False) -> list[dict[str, np.ndarray]]:
+    def detect(self, images: Sequence[np.ndarray], *, letterbox: bool | None = None) -> list[dict[str, np.ndarray]]:
         """matterport's results per image: ``rois [N,(y1,x1,y2,x2)]`` int32, ``class_ids`` int32,
-        ``scores`` float32, ``masks`` H×W×N bool — as :meth:`MaskRCNN.detect` computes them.
+        ``scores`` float32, ``masks`` H×W×N bool — as :meth:`MaskRCNN.detect` computes them (no
+        detection: ``rois [0, 4]``, ``masks`` H×W×0).
 
-        ``letterbox``: accept images of any size (scaled to fit the export size, padded with black);
-        otherwise an image of another size raises :class:`~maskrcnn.errors.ImageError`.
+        Images of another size than the export's need ``OnnxDetector(path, letterbox=True)``;
+        ``letterbox`` here is the old place of that option (deprecated: it warns, then applies).
         """
+        if letterbox is not None:
+            warnings.warn("OnnxDetector.detect(letterbox=...) is deprecated: letterboxing is a property of the "
+                          "detector, OnnxDetector(path, letterbox=True)", DeprecationWarning, stacklevel=2)
+        else:
+            letterbox = self.letterbox
         if isinstance(images, np.ndarray) and images.ndim == 3:
             raise ImageError("images: detect() takes a list of images; wrap a single image as [image]")
         results = []
@@ -231,7 +244,7 @@ class OnnxDetector:
                     raise ImageError(
                         f"images[{index}]: size {height}x{width}, but this ONNX model was exported for "
                         f"{self.input_size[0]}x{self.input_size[1]}; re-export with --size {height} {width} or "
-                        f"pass letterbox=True")
+                        f"use OnnxDetector(path, letterbox=True)")
                 image, scale = _letterbox(image, self.input_size)
             raw = self.run(image)
             boxes = torch.from_numpy(raw["boxes"]).float()

@@ -68,8 +68,9 @@ class BoxCoder:
         heights = reference[:, 3] - reference[:, 1]
         ctr_x = reference[:, 0] + 0.5 * widths
         ctr_y = reference[:, 1] + 0.5 * heights
-        # K from the column count, not -1: a reshape of 0 rows cannot infer it (0 proposals).
-        deltas = deltas.reshape(deltas.shape[0], deltas.shape[-1] // 4, 4)
+        # K from the column count and -1 for the rows: with 0 rows (no proposal) neither PyTorch nor an
+        # exported ONNX Reshape can infer K from -1, while 0 rows from -1 with K and 4 known is fine in both.
+        deltas = deltas.reshape(-1, deltas.shape[-1] // 4, 4)
         dx = deltas[..., 0] / wx
         dy = deltas[..., 1] / wy
         dw = torch.clamp(deltas[..., 2] / ww, max=self.clip)

@@ -58,9 +58,9 @@ def assign_levels(
 def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
     """Per-image boxes ``list[[K_i,4]]`` → ``[sumK, 5]`` rows ``(image_index, x1, y1, x2, y2)``."""
     concat = torch.cat(list(boxes), dim=0)
-    ids = torch.cat(
-        [torch.full((len(b), 1), i, dtype=concat.dtype, device=concat.device) for i, b in enumerate(boxes)], dim=0
-    )
+    # full_like, not full((len(b), 1)): len() is a constant in a traced (ONNX) graph, and a graph traced
+    # with 0 boxes would then drop the index column (0 or N boxes must give the same graph).
+    ids = torch.cat([torch.full_like(b[:, :1], i, dtype=concat.dtype) for i, b in enumerate(boxes)], dim=0)
     return torch.cat([ids, concat], dim=1)
 
 
@@ -138,8 +138,9 @@ class PyramidRoIAlign(nn.Module):
             index = torch.where(levels == level)[0]
             if index.numel() == 0 and not torch.jit.is_tracing():  # a traced graph (ONNX) keeps every level
                 continue
-            # Under autocast levels may come back in different dtypes: match the result's.
-            result[index] = self._pool(feature, rois[index], scale).to(result.dtype)
+            # Under autocast levels may come back in different dtypes: match the result's. index_copy_, not
+            # result[index] = ...: a traced setitem bakes the example's count in (1 box at export, 0 or 5 later).
+            result.index_copy_(0, index, self._pool(feature, rois[index], scale).to(result.dtype))
         return result
 
     def _pool(self, feature: Tensor, rois: Tensor, scale: float) -> Tensor:
