@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.detect import collect_images, detect_images, load_model
+    from ..apps.summary import objects_found
 
     paths = collect_images(args.images)
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         polygon_format=args.format_polygons, tolerance=args.polygon_tolerance, parts=args.polygon_parts,
         pictures=not args.no_pictures, progress=print,
     )
+    if result.num_detections == 0:
+        print(objects_found(0, len(paths)))
     print(f"{result.num_detections} detections in {len(paths)} image(s), {result.seconds:.1f} s; "
           f"wrote to {result.out_dir}:")
     if result.pictures:

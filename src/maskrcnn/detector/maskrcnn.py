@@ -128,9 +128,11 @@ class MaskRCNN:
         class_ids: Iterable[int] | None = None,
         min_confidence: float | None = None,
         batch_size: int | None = None,
-    ) -> list[np.ndarray]:
+        return_counts: bool = False,
+    ) -> list[np.ndarray] | tuple[list[np.ndarray], list[int]]:
         """Per image the ``H×W`` bool union of the masks :meth:`detect` returns — only of
         ``class_ids`` (``None``: all) and of scores ≥ ``min_confidence`` when given.
+        ``return_counts``: also return how many masks each union joins (the objects a splash keeps).
 
         What a color splash needs, computed where the model runs: only ``H×W`` bools reach the
         host, instead of ``N`` full-size masks transposed to matterport's ``H×W×N``.
@@ -138,7 +140,7 @@ class MaskRCNN:
         tensors = [_image_tensor(image, i) for i, image in enumerate(images)]
         wanted = None if class_ids is None else sorted({int(c) for c in class_ids})
         threshold = float(self.config.MASK_THRESHOLD)
-        unions = []
+        unions, counts = [], []
         for out in self._inference_outputs(tensors, batch_size):
             keep = _nonempty_rois(out["boxes"])
             if wanted is not None:
@@ -146,12 +148,13 @@ class MaskRCNN:
             if min_confidence is not None:
                 keep &= out["scores"].float() >= float(min_confidence)
             probs = out["masks"] if bool(keep.all()) else out["masks"][keep]
+            counts.append(int(probs.shape[0]))
             if probs.shape[0] == 0:
                 unions.append(np.zeros(tuple(probs.shape[1:]), dtype=bool))
                 continue
             # any(p_i >= t) == max_i(p_i) >= t: one pass, no N×H×W bool intermediate
             unions.append((probs.amax(dim=0) >= threshold).cpu().numpy())
-        return unions
+        return (unions, counts) if return_counts else unions
 
     def run_graph(self, images: Sequence[np.ndarray | Tensor], names: Iterable[str] | None = None) -> dict[str, Any]:
         """Named intermediates of one inference forward (see :mod:`maskrcnn.model.probe` for the names).
