@@ -111,23 +111,18 @@ class LoadReport:
 
 # ---------------------------------------------------------------------- reading files
 def cache_path(url: str) -> Path:
-    """Where a downloaded file lives: ``<torch hub dir>/checkpoints/<file name>`` (torch.hub's cache)."""
+    """Where a downloaded file lives: ``<torch hub dir>/checkpoints/<file name>``, torch.hub's cache, where
+    torchvision keeps the same files (a copy torchvision downloaded is used as it is)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 def fetch(url: str) -> Path:
-    """The cached file of ``url``, downloaded once; offline, a WeightsError says where to put it."""
+    """The cached file of ``url``, downloaded once by :func:`maskrcnn.download.fetch`; offline, its
+    :class:`~maskrcnn.errors.DownloadError` says where to put it."""
+    from .download import fetch as download
+
     path = cache_path(url)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(url, str(path), progress=True)
-    except Exception as exc:  # noqa: BLE001 - URLError, HTTPError, OSError, timeouts
-        raise WeightsError(
-            f"cannot download {os.path.basename(url)} from {url} ({type(exc).__name__}: {exc}); "
-            f"download it elsewhere and place it at {path}") from None
-    return path
+    return download(url, directory=path.parent, filename=path.name)
 
 
 def coco_file() -> Path:

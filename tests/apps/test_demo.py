@@ -34,7 +34,7 @@ def test_loss_recorder_and_training_schedule():
 
 
 def test_short_demo_writes_every_output(tmp_path: Path, capsys):
-    from maskrcnn.model.maskrcnn import MaskRCNN
+    from maskrcnn.detector import MaskRCNN
 
     out = tmp_path / "demo"
     assert main(["demo", "--minutes", "0.5", "--out", str(out)]) == 0

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.detect import load_model
     from ..apps.export_onnx import default_input_size, export_onnx, require_onnx
 
+    model = load_model(args.weights, device="cpu")  # the weights first: a wrong file is the first thing to say
     require_onnx()
-    model = load_model(args.weights, device="cpu")
     size = tuple(args.size) if args.size else default_input_size(model.config)
     path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB): input 'image' uint8 [3, {size[0]}, {size[1]}] RGB; "
