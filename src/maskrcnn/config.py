@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .fileio import read_yaml, write_text
 
-RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")
+RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")  # model/preprocess.py implements them
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 NORMS = ("frozen_bn", "bn", "gn")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
@@ -154,8 +155,8 @@ class Config:
         # Class-level lists and dicts would be shared between instances: copy them.
         for key in self.attribute_names():
             setattr(self, key, copy.deepcopy(getattr(self, key)))
-        self._derive()
         self._check_types()  # before _derive, which computes with them
+        self._derive()
 
     # ------------------------------------------------------------------ derived values
     def _derive(self) -> None:
@@ -210,42 +211,41 @@ class Config:
             default = getattr(cls, key)
             if isinstance(default, tuple) and isinstance(value, list):
                 value = tuple(value)
-            clean[key] = value
             problem = cls.type_problem(key, value)
             if problem:
                 raise ConfigError(f"{source}: {problem}")
+            clean[key] = value
         return cls(**clean)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
+        """The values as YAML text; with ``path``, also written there (atomically)."""
         import yaml
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=True)
         if path is not None:
-            Path(path).write_text(text)
+            write_text(path, text)
         return text
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Config":
-        import yaml
-
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of ATTRIBUTE: value, got {type(values).__name__}")
-        return cls.from_dict(values, source=str(path))
+        """A config of this class with the values of a YAML file (:func:`read_config_file`)."""
+        return cls.from_dict(read_config_file(path), source=str(path))
 
     def copy(self, **overrides: Any) -> "Config":
         values = self.to_dict()
         values.update(overrides)
         return type(self).from_dict(values)
 
+    def display(self) -> str:
+        """Print and return the configuration values, matterport style."""
+        lines = ["Configurations:"]
+        for key, value in self.to_dict(derived=True).items():
+            lines.append(f"{key:30} {value}")
+        text = "\n".join(lines)
+        print(text + "\n")
+        return text
+
+    # ------------------------------------------------------------------ validation
     @classmethod
     def type_problem(cls, key: str, value: Any) -> str | None:
         """``"KEY=value: expected <type> (the default is …)"`` when ``value`` has the wrong type for ``key``.
@@ -267,19 +267,9 @@ class Config:
         if problems:
             raise ConfigError((f"{source}: " if source else "") + "; ".join(problems))
 
-    def display(self) -> str:
-        """Print and return the configuration values, matterport style."""
-        self._check_types()  # the value checks below compare and compute: types first
-        lines = ["Configurations:"]
-        for key, value in self.to_dict(derived=True).items():
-            lines.append(f"{key:30} {value}")
-        text = "\n".join(lines)
-        print(text + "\n")
-        return text
-
-    # ------------------------------------------------------------------ validation
     def validate(self) -> "Config":
         """Check every value; raise :class:`ConfigError` saying what is wrong and what would be right."""
+        self._check_types()  # the value checks below compare and compute: types first
         problems: list[str] = []
 
         def need(cond: bool, message: str) -> None:
@@ -303,8 +293,9 @@ class Config:
                     "RPN_POSITIVE_IOU", "RPN_NEGATIVE_IOU", "ROI_POSITIVE_IOU", "ROI_NEGATIVE_IOU", "MASK_THRESHOLD"):
             value = getattr(self, key)
             need(0.0 < value <= 1.0, f"{key}={value!r}: must be in (0, 1]")
-        need(0.0 <= self.DETECTION_MIN_CONFIDENCE < 1.0,
-             f"DETECTION_MIN_CONFIDENCE={self.DETECTION_MIN_CONFIDENCE!r}: must be in [0, 1)")
+        confidence = min_confidence_problem(self.DETECTION_MIN_CONFIDENCE, "DETECTION_MIN_CONFIDENCE")
+        if confidence:
+            problems.append(confidence)
         need(self.RPN_NEGATIVE_IOU <= self.RPN_POSITIVE_IOU,
              f"RPN_NEGATIVE_IOU={self.RPN_NEGATIVE_IOU} must not exceed RPN_POSITIVE_IOU={self.RPN_POSITIVE_IOU}")
         for key in ("IMAGES_PER_GPU", "GPU_COUNT", "STEPS_PER_EPOCH", "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT",
@@ -407,29 +398,43 @@ class TorchvisionConfig(Config):
     DETECTION_MAX_INSTANCES = 100
 
 
+# ---------------------------------------------------------------------- rules used beyond Config
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The ``ATTRIBUTE: value`` mapping of a YAML config file (empty file: ``{}``); names not checked here.
+
+    The one reader of config files (``Config.from_yaml``, ``maskrcnn train --config``). Raises
+    :class:`ConfigError` naming the file when it is missing, not YAML or not a mapping.
+    """
+    values = read_yaml(path, what="config file")
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of ATTRIBUTE: value, got {type(values).__name__}")
+    return values
+
+
+#: A minimum detection confidence lies in [0, 1): the detection layer keeps scores above it, so 1 would
+#: keep nothing. The one interval of DETECTION_MIN_CONFIDENCE and of every ``min_confidence`` argument.
+MIN_CONFIDENCE_INTERVAL = "[0, 1)"
+
+
+def min_confidence_problem(value: Any, name: str = "min_confidence") -> str | None:
+    """What is wrong with ``value`` as a minimum confidence (named ``name`` in the message), or None."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok and 0.0 <= float(value) < 1.0:
+        return None
+    return f"{name}={value!r}: must be in {MIN_CONFIDENCE_INTERVAL}"
+
+
+def check_min_confidence(value: Any, name: str = "min_confidence") -> float:
+    """``value`` as a float when it is a valid minimum confidence, else :class:`ConfigError`."""
+    problem = min_confidence_problem(value, name)
+    if problem is not None:
+        raise ConfigError(problem)
+    return float(value)
+
+
 # ---------------------------------------------------------------------- helpers
-def _is_attribute(cls: type, key: str) -> bool:
-    return key in cls.attribute_names()
-
-
-def _unknown_message(cls: type, key: str, source: str) -> str:
-    close = difflib.get_close_matches(key, cls.attribute_names(), n=1)
-    hint = f"did you mean {close[0]!r}?" if close else "see Config.attribute_names() for the known ones"
-    return f"{source}: unknown config attribute {key!r}; {hint}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 _KIND_WORDS = {"bool": "true or false", "int": "an integer", "number": "a number", "str": "a string",
                "numbers": "a list of numbers", "list": "a list", "weights": "a mapping of loss name to number"}
 # Attributes whose default's type is narrower than what they accept: (kind, None allowed).
@@ -488,3 +493,25 @@ def _has_kind(value: Any, kind: tuple[str, bool]) -> bool:
     return name == "list" or all(_has_kind(v, ("number", False)) for v in value)
 
 
+def _is_attribute(cls: type, key: str) -> bool:
+    return key in cls.attribute_names()
+
+
+def _unknown_message(cls: type, key: str, source: str) -> str:
+    close = difflib.get_close_matches(key, cls.attribute_names(), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "see Config.attribute_names() for the known ones"
+    return f"{source}: unknown config attribute {key!r}; {hint}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

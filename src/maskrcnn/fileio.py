@@ -17,13 +17,38 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "read_yaml"]
+__all__ = ["AtomicFile", "atomic_path", "write_bytes", "write_text", "read_yaml"]
 
 
 def temp_beside(path: str | os.PathLike) -> Path:
     """A fresh temporary name in the folder of ``path`` (hidden, unique to this process)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+class AtomicFile:
+    """Write-then-rename for a writer that opens in one call and finishes in another (a video encoder).
+
+    Write to :attr:`tmp` (a fresh name beside ``path``; the parent folder is created), then
+    :meth:`commit` (rename over ``path``) or :meth:`discard` (remove it, ``path`` left as it was).
+    ``suffix`` keeps a file extension on the temporary name. :func:`atomic_path` is this in a ``with``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, suffix: str | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_beside(self.path)
+        self.tmp = tmp.with_name(tmp.name + suffix) if suffix else tmp
+
+    def commit(self) -> Path:
+        """Rename the finished temporary file over ``path``; returns ``path``."""
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file, if any."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
 
 
 @contextlib.contextmanager
@@ -39,17 +64,12 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         with atomic_path("out/model.pth") as tmp:
             torch.save(state, tmp)
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_beside(path)
-    if suffix:
-        tmp = tmp.with_name(tmp.name + suffix)
+    target = AtomicFile(path, suffix=suffix)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        yield target.tmp
+        target.commit()
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        target.discard()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

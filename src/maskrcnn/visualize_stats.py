@@ -100,11 +100,12 @@ def display_weight_stats(model, *, trainable_only: bool = False, limit: int | No
                          html_path: str | os.PathLike | None = None):
     """The weight table of ``model`` as a Figure (alert rows in red); ``save_path`` writes
     a PNG, ``html_path`` the HTML table. ``limit`` keeps the first rows only."""
-    from .evaluation.plots import new_figure, save_figure, write_text
+    from .evaluation.plots import new_figure, save_figure
+    from .fileio import write_text
 
     rows = weight_stats(model, trainable_only=trainable_only)
     if html_path is not None:
-        write_text(weight_stats_html(model, trainable_only=trainable_only), html_path)
+        write_text(html_path, weight_stats_html(model, trainable_only=trainable_only))
     shown = rows if limit is None else rows[: max(int(limit), 0)]
     table = [_HEADER, *_formatted(shown)]
     widths = [max(len(row[c]) for row in table) for c in range(len(_HEADER))]

@@ -12,6 +12,8 @@ from PIL import Image
 from maskrcnn.apps.detect import collect_images, detect_images, filter_result
 from maskrcnn.apps.export_predictions import ImageRecord, coco_images_document, labelme_document, via_export
 from maskrcnn.apps.polygons import polygons_to_mask
+from maskrcnn.apps.splash import union_of_detections
+from maskrcnn.config import Config
 from maskrcnn.errors import ImageError, MaskRCNNError
 
 CLASS_NAMES = ["BG", "balloon", "cat"]
@@ -41,7 +43,10 @@ class FakeModel:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def detect(self, images, verbose=0):
+    config = Config(NUM_CLASSES=len(CLASS_NAMES))
+    detect_union = union_of_detections  # a Detector with only ``detect``
+
+    def detect(self, images, verbose=0, batch_size=None):
         self.calls.append(len(images))
         out = []
         for image in images:
@@ -201,7 +206,6 @@ def test_detect_command_with_a_checkpoint(image_tree: Path, tmp_path: Path, caps
     import torch
 
     from maskrcnn.cli import main
-    from maskrcnn.config import Config
     from maskrcnn.detector import MaskRCNN
 
     torch.manual_seed(0)
@@ -226,7 +230,7 @@ def test_detect_command_with_a_checkpoint(image_tree: Path, tmp_path: Path, caps
     assert len(gt.loadRes(str(out / "predictions.json")).getAnnIds()) == 9
     assert main(["detect", "--weights", str(weights), str(image_tree / "a"), "--out", str(out),
                  "--min-confidence", "1.5"]) == 1
-    assert "min confidence 1.5: must be in [0, 1)" in capsys.readouterr().err
+    assert "--min-confidence=1.5: must be in [0, 1)" in capsys.readouterr().err
     assert main(["detect", "--weights", str(tmp_path / "missing.pt"), str(image_tree / "a"), "--out", str(out)]) == 1
     assert "--weights: " in (err := capsys.readouterr().err) and "missing.pt: weights file not found" in err
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from maskrcnn.apps import video_io as video_mod
-from maskrcnn.apps.splash import color_splash, detect_and_color_splash
+from maskrcnn.apps.splash import color_splash, detect_and_color_splash, union_of_detections
 from maskrcnn.apps.video import (
     VideoWriter,
     choose_video_codec,
@@ -23,6 +23,7 @@ from maskrcnn.apps.video import (
     probe_video,
     transform_video,
 )
+from maskrcnn.config import Config
 from maskrcnn.errors import ImageError, MaskRCNNError
 
 W, H, FPS, N_FRAMES = 320, 240, 10, 20
@@ -87,7 +88,10 @@ class FixedMaskModel:
         self.batch_sizes: list[int] = []
         self.seen: list[weakref.ref] = []
 
-    def detect(self, images, verbose=0):
+    config = Config()
+    detect_union = union_of_detections  # a Detector with only ``detect``
+
+    def detect(self, images, verbose=0, batch_size=None):
         self.batch_sizes.append(len(images))
         self.seen.extend(weakref.ref(im) for im in images)
         if self.on_detect is not None:

@@ -8,6 +8,7 @@ import pytest
 from data_builders import region, via_entry, via_polygon, write_image, write_json
 
 from maskrcnn.data import ShapesDataset, find_subsets, load_dataset, resolve_dataset
+from maskrcnn.data.loading import is_shapes_spec
 from maskrcnn.errors import DatasetError
 
 
@@ -90,6 +91,14 @@ def test_shapes_specs():
     assert (train.load_image(0) == load_dataset("2:32", format="shapes").load_image(0)).all()
     with pytest.raises(DatasetError, match="expected shapes"):
         load_dataset("shapes:many")
+
+
+def test_is_shapes_spec_is_the_one_rule(tmp_path, monkeypatch):
+    assert is_shapes_spec("shapes") and is_shapes_spec("shapes:5:48x64:3") and is_shapes_spec("2:32", "shapes")
+    assert not is_shapes_spec("data/balloon") and not is_shapes_spec("shapes:5", "via")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()  # a folder of that name is a dataset folder, not a spec
+    assert not is_shapes_spec("shapes") and is_shapes_spec("shapes", "shapes")
 
 
 def test_images_subfolders_are_not_mistaken_for_mask_samples(tmp_path):

@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import FrozenBatchNorm2d
 
-from maskrcnn.model.backbone import ResNetFPN, set_frozen_bn_eps
+from maskrcnn.model.backbone import ResNetFPN, feature_shapes, set_frozen_bn_eps
 from maskrcnn.model.probe import recording
 from maskrcnn.weights import convert_torchvision
 
@@ -28,6 +28,14 @@ def test_resnet18_shapes_and_norms(norm):
     kinds = {FrozenBatchNorm2d: "frozen_bn", nn.BatchNorm2d: "bn", nn.GroupNorm: "gn"}
     found = {kinds[type(m)] for m in model.modules() if type(m) in kinds}
     assert found == {norm}
+
+
+@pytest.mark.parametrize("size", [(96, 160), (65, 33), (1, 1), (130, 97)])
+def test_feature_shapes_are_those_of_the_forward(size):
+    model = ResNetFPN(depth=18, norm="frozen_bn", fpn_channels=8).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, *size))
+    assert feature_shapes(*size) == [tuple(p.shape[-2:]) for p in out.values()]
 
 
 def test_resnet50_equals_torchvision_fpn_backbone():

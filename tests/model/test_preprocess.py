@@ -94,3 +94,61 @@ def test_bad_inputs():
         _pre("stretch")
     with pytest.raises(ValueError, match=r"images\[0\]"):
         _pre("none")([torch.zeros(4, 10, 10)])
+
+
+# ---------------------------------------------------------------------------- the one geometry, by hand
+# (matterport's resize_image cases, on the model's bottom/right padding: the only resize of the package)
+def _plain(mode: str, **kw) -> ImagePreprocessor:
+    """No normalization (mean 0, std 1): the batch holds the resized pixel values (up to float rounding)."""
+    return ImagePreprocessor(mean=[0, 0, 0], std=[1, 1, 1], resize_mode=mode, pad_divisor=16, **kw)
+
+
+def _ramp(h: int, w: int) -> torch.Tensor:
+    return (torch.arange(h * w * 3) % 251).to(torch.uint8).reshape(3, h, w)
+
+
+def test_square_pads_bottom_right_without_scaling():
+    image = _ramp(4, 8)
+    batch, _ = _plain("square", min_dim=4, max_dim=16)([image])
+    assert batch.scales == [1.0] and batch.image_sizes == [(4, 8)] and batch.tensor.shape == (1, 3, 16, 16)
+    torch.testing.assert_close(batch.tensor[0, :, :4, :8], image.float())
+    assert batch.tensor[0, :, 4:].abs().sum() == 0 and batch.tensor[0, :, :, 8:].abs().sum() == 0
+
+
+def test_square_scales_up_to_min_dim_and_caps_the_long_side():
+    batch, _ = _plain("square", min_dim=8, max_dim=32)([torch.full((3, 4, 8), 77, dtype=torch.uint8)])
+    assert batch.scales == [2.0] and batch.image_sizes == [(8, 16)] and batch.tensor.shape == (1, 3, 32, 32)
+    assert (batch.tensor[0, :, :8, :16] == 77).all() and batch.tensor.sum() == 77 * 8 * 16 * 3
+    batch, _ = _plain("square", min_dim=20, max_dim=32)([torch.full((3, 10, 40), 5, dtype=torch.uint8)])
+    assert batch.scales == [pytest.approx(0.8)] and batch.image_sizes == [(8, 32)]
+    assert batch.tensor.shape == (1, 3, 32, 32)
+
+
+def test_min_scale_forces_upscaling():
+    batch, _ = _plain("square", min_dim=0, max_dim=40, min_scale=2)([_ramp(10, 10)])
+    assert batch.scales == [2.0] and batch.image_sizes == [(20, 20)] and batch.tensor.shape == (1, 3, 48, 48)
+
+
+def test_shortest_edge_by_hand():
+    batch, _ = _plain("shortest_edge", min_dim=40, max_dim=50)([_ramp(20, 30)])
+    assert batch.scales == [pytest.approx(50 / 30)] and batch.image_sizes == [(33, 50)]
+
+
+def test_bilinear_resize_of_a_ramp_is_pixel_center_aligned():
+    ramp = torch.tensor([0.0, 50.0, 100.0, 150.0]).expand(3, 4, 4)  # 0 50 100 150 along x
+    batch, _ = _plain("square", min_dim=8, max_dim=8)([ramp])
+    # align_corners=False: output column j samples x = (j + .5) / 2 - .5, clamped at the borders
+    torch.testing.assert_close(batch.tensor[0, 0, 0, :8], torch.tensor([0, 12.5, 37.5, 62.5, 87.5, 112.5, 137.5, 150]))
+
+
+def test_masks_and_boxes_follow_the_image():
+    mask = torch.zeros(2, 6, 10, dtype=torch.bool)
+    mask[0, 2:4, 2:6] = True
+    mask[1, 0, 0] = True
+    boxes = torch.tensor([[2.0, 2.0, 6.0, 4.0], [0.0, 0.0, 1.0, 1.0]])
+    batch, (t,) = _plain("square", min_dim=12, max_dim=32)([_ramp(6, 10)], [{"boxes": boxes, "masks": mask}])
+    assert batch.scales == [2.0] and batch.image_sizes == [(12, 20)]
+    assert t["masks"].shape == (2, 12, 20) and t["masks"].dtype == torch.bool
+    assert t["masks"][0].sum() == 32 and t["masks"][0, 4:8, 4:12].all()
+    assert t["masks"][1].sum() == 4 and t["masks"][1, :2, :2].all()
+    assert t["boxes"].tolist() == [[4.0, 4.0, 12.0, 8.0], [0.0, 0.0, 2.0, 2.0]]  # = the boxes of the resized masks

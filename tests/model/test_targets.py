@@ -15,6 +15,7 @@ from maskrcnn.model.targets import (
     Matcher,
     mask_targets,
     roi_targets,
+    rpn_matches,
     rpn_targets,
     sample_labels,
 )
@@ -179,6 +180,21 @@ def test_rpn_targets_crowd_rule():
     # a positive that touches a crowd box stays positive
     labels, _ = _rpn([GT_A, [5.0, 5.0, 15.0, 15.0]], torch.tensor([False, True]))
     assert labels[0] == 1 and labels[_anchor_index(20, 20)] == 0 and labels[_anchor_index(10, 10)] == -1
+
+
+def test_rpn_matches_name_the_object_of_each_positive_anchor():
+    anchors = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30], [50, 50, 60, 60.0],
+                            [100, 100, 110, 110]])
+    gt = torch.tensor([[100, 100, 110, 110], [0, 0, 10, 10], [21, 21, 29, 33.0]])
+    kw = {"positive_iou": 0.7, "negative_iou": 0.3}
+    # IoU 1 and 10/11 with gt1; anchor 2 below 0.7 but gt2's best; anchor 3 nothing; anchor 4 = gt0
+    assert rpn_matches(anchors, gt, None, **kw).tolist() == [1, 1, 2, NEG, 0]
+    # gt0 is crowd: never matched, the index of the others is still their place in gt_boxes
+    crowd = torch.tensor([True, False, False])
+    assert rpn_matches(anchors, gt, crowd, **kw).tolist() == [1, 1, 2, NEG, MID]
+    # and rpn_targets labels exactly these
+    labels, _ = rpn_targets(anchors, gt, crowd, box_coder=BoxCoder(), **kw)
+    assert labels.tolist() == [1, 1, 1, 0, -1]
 
 
 # ---------------------------------------------------------------------------- ROI targets

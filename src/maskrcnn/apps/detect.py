@@ -28,8 +28,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..config import check_min_confidence
 from ..errors import ImageError, MaskRCNNError
 from ..fileio import atomic_path
+from .detector_protocol import Detector
 from .export_predictions import (
     ImageRecord,
     coco_images_document,
@@ -131,15 +133,6 @@ def _read_image(path: Path) -> np.ndarray:
     return read_image(path)
 
 
-def _detect(model: Any, images: list[np.ndarray]) -> list[dict]:
-    """``model.detect`` on the images as one batch (when its ``detect`` takes a ``batch_size``)."""
-    import inspect
-
-    if "batch_size" in inspect.signature(model.detect).parameters:
-        return model.detect(images, batch_size=len(images))
-    return model.detect(images)
-
-
 def _render(image: np.ndarray, result: Mapping, class_names: Sequence[str]) -> np.ndarray:
     from ..visualize import render_instances
 
@@ -163,17 +156,14 @@ def _place_image(source: Path, target: Path) -> None:
 def _save_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
 
 
-def set_min_confidence(model: Any, min_confidence: float) -> None:
-    """Make ``model`` keep detections scoring above ``min_confidence`` (its detection layer's threshold)."""
-    if not 0.0 <= min_confidence < 1.0:
-        raise MaskRCNNError(f"min confidence {min_confidence}: must be in [0, 1)")
-    model.config.DETECTION_MIN_CONFIDENCE = float(min_confidence)
+def set_min_confidence(model: Detector, min_confidence: float) -> None:
+    """Make ``model`` keep detections scoring above ``min_confidence`` (its config's DETECTION_MIN_CONFIDENCE,
+    which the network reads at every call)."""
+    model.config.DETECTION_MIN_CONFIDENCE = check_min_confidence(min_confidence)
 
 
 def load_model(weights: str | os.PathLike, *, device: str | None = None,
@@ -209,9 +199,9 @@ def load_model(weights: str | os.PathLike, *, device: str | None = None,
     return model
 
 
-def model_class_names(model: Any) -> list[str]:
+def model_class_names(model: Detector) -> list[str]:
     """The model's class names (``model.class_names``), else ``BG, class_1, …`` from its config."""
-    names = getattr(model, "class_names", None)
+    names = model.class_names
     if names:
         return [str(n) for n in names]
     num = int(model.config.NUM_CLASSES)
@@ -219,7 +209,7 @@ def model_class_names(model: Any) -> list[str]:
 
 
 def detect_images(
-    model: Any,
+    model: Detector,
     paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
@@ -235,7 +225,7 @@ def detect_images(
     """Run ``model.detect`` on ``paths`` and write pictures, COCO results and polygons under ``out_dir``.
 
     Args:
-        model: anything with matterport's ``detect(images) -> [{"rois", "class_ids", "scores", "masks"}]``.
+        model: a :class:`~.detector_protocol.Detector` (matterport's ``detect(images, batch_size=...)``).
         paths: image files (see :func:`collect_images` to expand folders and globs).
         class_names: names by class id (default: :func:`model_class_names`).
         min_confidence: drop detections scoring below this (the model's own
@@ -250,8 +240,8 @@ def detect_images(
         raise MaskRCNNError(f"polygon format {polygon_format!r}: choose one of {', '.join(POLYGON_FORMATS)}")
     if batch_size < 1:
         raise MaskRCNNError(f"batch size {batch_size}: must be at least 1")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise MaskRCNNError(f"min confidence {min_confidence}: must be in [0, 1]")
+    if min_confidence is not None:
+        check_min_confidence(min_confidence)
     start = time.perf_counter()
     paths = [Path(p) for p in paths]
     out = Path(out_dir)
@@ -267,7 +257,7 @@ def detect_images(
     for first in range(0, len(paths), batch_size):
         batch = list(range(first, min(first + batch_size, len(paths))))
         images = [_read_image(paths[i]) for i in batch]
-        results = _detect(model, images)
+        results = model.detect(images, batch_size=len(images))
         if len(results) != len(images):
             raise MaskRCNNError(f"model.detect returned {len(results)} results for {len(images)} images")
         for i, image, result in zip(batch, images, results):

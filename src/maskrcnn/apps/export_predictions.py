@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..fileio import write_text
 from .polygons import Parts, mask_to_polygons
 
 LABELME_VERSION = "5.0.1"
@@ -51,19 +51,8 @@ class ImageRecord:
 
 
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = None) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``obj`` as JSON atomically (:func:`maskrcnn.fileio.write_text`)."""
+    return write_text(path, json.dumps(obj, indent=indent))
 
 
 def coco_images_document(records: Sequence[ImageRecord], class_names: Sequence[str]) -> dict:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from . import inspect_sections as sections
+from .detector_protocol import InspectableDetector
 from .html_report import Page
 from .inspect_sections import first, yxyx
 
@@ -60,29 +61,25 @@ class GroundTruth:
     boxes: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        from ..data.transforms import extract_bboxes
+
         self.masks = np.asarray(self.masks).astype(bool)
         self.class_ids = np.asarray(self.class_ids).reshape(-1).astype(np.int64)
-        boxes = np.zeros((self.class_ids.shape[0], 4), dtype=np.float32)
-        for i in range(self.class_ids.shape[0]):
-            m = self.masks[:, :, i]
-            rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-            if rows.size:
-                boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-        self.boxes = boxes
+        self.boxes = extract_bboxes(self.masks)[:, [1, 0, 3, 2]].astype(np.float32)
 
 
 def _network_image(batch, config) -> np.ndarray:
     """The first image of an ``ImageBatch`` as the network sees it, de-normalized to ``h×w×3`` uint8."""
+    from ..model.build import build_preprocessor
+
     h, w = batch.image_sizes[0]
-    x = batch.tensor[0, :, :h, :w].detach().float().cpu()
-    mean = torch.as_tensor(config.MEAN_PIXEL, dtype=torch.float32)[:, None, None]
-    std = torch.as_tensor(config.PIXEL_STD, dtype=torch.float32)[:, None, None]
-    return (x * std + mean).clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+    x = build_preprocessor(config).denormalize(batch.tensor[0, :, :h, :w].detach().float().cpu())
+    return x.clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
 
 
 # ---------------------------------------------------------------------------- entry point
 def inspect_report(
-    model: Any,
+    model: InspectableDetector,
     image: np.ndarray,
     out_path: str | os.PathLike,
     *,

@@ -28,7 +28,6 @@ The streaming pipeline that uses them is :mod:`maskrcnn.apps.video`.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +38,7 @@ import av
 import numpy as np
 
 from ..errors import ImageError, MaskRCNNError
+from ..fileio import AtomicFile
 
 __all__ = [
     "DecodedFrame", "InputVideo", "VideoInfo", "VideoStats", "VideoWriter", "choose_video_codec",
@@ -297,10 +297,9 @@ class VideoWriter:
         self.codec = codec or choose_video_codec()
         self.width, self.height, self.rate = int(width), int(height), rate
         self._format = fmt
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.part{self.path.suffix}")
+        self._file = AtomicFile(self.path, suffix=self.path.suffix)
         try:
-            self._container = av.open(str(self._tmp), "w", format=fmt)
+            self._container = av.open(str(self._file.tmp), "w", format=fmt)
         except (av.FFmpegError, OSError) as exc:
             raise MaskRCNNError(f"cannot write video {self.path}: {exc}") from exc
         self._closed = False
@@ -403,7 +402,7 @@ class VideoWriter:
                 self._mux(self._audio_stream.encode(None))
             self._container.close()
             self._closed = True
-            os.replace(self._tmp, self.path)
+            self._file.commit()
         except BaseException:
             self.abort()
             raise
@@ -417,7 +416,7 @@ class VideoWriter:
                 self._container.close()
             except Exception:  # noqa: BLE001 - the file is thrown away anyway
                 pass
-        self._tmp.unlink(missing_ok=True)
+        self._file.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -9,22 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import add_dataset_path
+
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options that say how to read a dataset PATH (shared with show-dataset)."""
-    from ..data.loading import FORMAT_CHOICES
-
-    parser.add_argument("path", metavar="PATH",
-                        help="annotation file, folder holding one, dataset folder with train/ and val/, "
-                             "or shapes[:COUNT[:SIZE[:SEED]]]")
-    parser.add_argument("--format", default="auto", choices=FORMAT_CHOICES, help="annotation format (default: auto)")
+    """A positional dataset PATH and every option of how to read it (shared with show-dataset)."""
+    add_dataset_path(parser)
     parser.add_argument("--subset", default=None, help="sub-folder of a dataset folder to use (train, val, ...)")
-    parser.add_argument("--class-attribute", default=None, metavar="NAME",
-                        help="VIA region attribute holding the class name (default: one implicit class)")
     parser.add_argument("--class-name", default=None, metavar="NAME",
                         help="name of the implicit class (VIA, mask folders; default: the dataset folder's name)")
-    parser.add_argument("--annotations", default=None, metavar="FILE",
-                        help="annotation file name inside each folder; {subset} is replaced by the subset name")
     parser.add_argument("--image-dir", default=None, metavar="DIR", help="folder of the images (VIA, COCO)")
 
 

@@ -34,7 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..apps.detect import collect_images, detect_images, load_model
     from ..apps.summary import objects_found
+    from ..config import check_min_confidence
 
+    if args.min_confidence is not None:
+        check_min_confidence(args.min_confidence, "--min-confidence")
     paths = collect_images(args.images)
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
                        **inference_options(args))

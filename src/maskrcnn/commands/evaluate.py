@@ -13,20 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_inference_arguments, inference_options
+from . import add_dataset_path, add_inference_arguments, inference_options
 
 TABLE_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, metavar="FILE", help="a checkpoint written by training")
-    parser.add_argument("--dataset", required=True, metavar="PATH",
-                        help="dataset folder or annotation file, or shapes[:COUNT[:SIZE[:SEED]]]")
-    parser.add_argument("--format", default="auto", help="auto, via, coco, labelme, masks, shapes (default auto)")
-    parser.add_argument("--class-attribute", default=None, metavar="NAME",
-                        help="VIA region attribute holding the class name")
-    parser.add_argument("--annotations", default=None, metavar="FILE",
-                        help="annotation file name inside the dataset folder")
+    add_dataset_path(parser, flag="--dataset")
     parser.add_argument("--subset", default=None, metavar="NAME",
                         help="sub-folder to evaluate (default: val when the dataset has one)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
@@ -43,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _pick_subset(path: str, subset: str | None, fmt: str) -> str | None:
     if subset is not None:
         return subset
-    if path == "shapes" or path.startswith("shapes:") or fmt == "shapes":
+    from ..data.loading import is_shapes_spec
+
+    if is_shapes_spec(path, fmt):
         return "val"
     p = Path(path)
     if p.is_dir() and (p / "val").is_dir():
@@ -74,17 +70,19 @@ def format_table(metrics: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..apps.detect import load_model
-    from ..data.loading import load_dataset
+    from ..data.loading import is_shapes_spec, load_dataset
     from ..errors import DatasetError
     from ..evaluation.coco_eval import evaluate_model
+    from ..config import check_min_confidence
     from ..evaluation.plots import plot_precision_recall_curve, write_metrics_json
 
+    if args.min_confidence is not None:
+        check_min_confidence(args.min_confidence, "--min-confidence")
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
                        **inference_options(args))
     subset = _pick_subset(args.dataset, args.subset, args.format)
     kwargs = {}
-    is_shapes = args.format == "shapes" or args.dataset == "shapes" or args.dataset.startswith("shapes:")
-    if not is_shapes:
+    if not is_shapes_spec(args.dataset, args.format):
         kwargs = {"class_attribute": args.class_attribute, "annotations": args.annotations}
         if args.format in ("auto", "via", "coco", "labelme"):
             kwargs["classes"] = list(model.class_names[1:])

@@ -1,4 +1,5 @@
-"""``maskrcnn show-dataset PATH --out DIR``: pictures of samples with masks, boxes, names and matching anchors."""
+"""``maskrcnn show-dataset PATH --out DIR``: samples as the model trains on them, with masks, boxes, names
+and the anchors the RPN is trained towards (see :mod:`maskrcnn.apps.show_dataset`)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=8, metavar="N", help="number of images to draw (default: 8)")
     parser.add_argument("--config", default=None, metavar="YAML",
                         help="Config YAML giving the resize mode and anchors (default: Config() defaults)")
-    parser.add_argument("--no-anchors", action="store_true", help="do not draw the matching anchors")
+    parser.add_argument("--no-anchors", action="store_true", help="do not draw the positive anchors")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random crop of IMAGE_RESIZE_MODE=crop")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..apps.show_dataset import show_dataset
     from ..config import Config
     from ..data.loading import load_dataset
-    from ..data.show import show_dataset
     from ..errors import DatasetError
 
     if args.limit < 1:
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     shown = show_dataset(dataset, args.out, limit=args.limit, config=config, anchors=not args.no_anchors,
                          seed=args.seed)
     for item in shown:
-        matched = f", anchors per object {item.anchors_per_object}" if item.anchors_per_object else ""
-        print(f"{item.path}: {len(item.class_names)} objects{matched}")
+        positives = f", positive anchors per object {item.anchors_per_object}" if item.anchors_per_object else ""
+        print(f"{item.path}: {len(item.class_names)} objects{positives}")
     print(f"wrote {len(shown)} pictures to {args.out}")
     return 0

@@ -1,5 +1,5 @@
-"""Datasets: the matterport ``Dataset`` API, annotation formats, image I/O, transforms,
-augmentation, training batches and dataset checks.
+"""Datasets: the matterport ``Dataset`` API, annotation formats, image I/O, mask utilities,
+augmentation, training batches and dataset checks (images keep their size: the model resizes).
 
     from maskrcnn.data import load_dataset, TrainingSamples, make_loader
     train = load_dataset("datasets/balloon", subset="train")
@@ -21,8 +21,6 @@ _EXPORTS = {
     "find_subsets": "loading",
     "read_image": "image_io",
     "image_size": "image_io",
-    "resize_image": "transforms",
-    "resize_mask": "transforms",
     "minimize_mask": "transforms",
     "expand_mask": "transforms",
     "extract_bboxes": "transforms",
@@ -36,7 +34,6 @@ _EXPORTS = {
     "worker_init_fn": "loader",
     "make_loader": "loader",
     "check_dataset": "checks",
-    "show_dataset": "show",
     "Problems": "problems",
     "DatasetWarning": "problems",
 }

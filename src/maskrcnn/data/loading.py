@@ -171,8 +171,12 @@ def find_subsets(folder: Path, *, format: str = "auto", annotations: str | None 
     return subsets
 
 
-def _is_shapes_spec(text: str) -> bool:
-    return text == "shapes" or text.startswith("shapes:")
+def is_shapes_spec(path: str | Path, format: str = "auto") -> bool:
+    """Whether ``path`` read as ``format`` names synthetic shapes: ``format="shapes"``, or ``"auto"``
+    and ``shapes[:COUNT[:SIZE[:SEED]]]`` that is not an existing file or folder."""
+    text = str(path)
+    spec = text == "shapes" or text.startswith("shapes:")
+    return format == "shapes" or (format == "auto" and spec and not Path(text).exists())
 
 
 def resolve_dataset(path: str | Path, *, format: str = "auto", subset: str | None = None,
@@ -180,9 +184,8 @@ def resolve_dataset(path: str | Path, *, format: str = "auto", subset: str | Non
     """Work out which format and file or folder ``path`` (and ``subset``) designate."""
     if format not in FORMAT_CHOICES:
         raise DatasetError(f"format={format!r}: choose one of {', '.join(FORMAT_CHOICES)}")
-    text = str(path)
-    if format == "shapes" or (format == "auto" and _is_shapes_spec(text) and not Path(text).exists()):
-        return Resolved("shapes", None, spec=text)
+    if is_shapes_spec(path, format):
+        return Resolved("shapes", None, spec=str(path))
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: not found")

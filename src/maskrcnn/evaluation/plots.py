@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_path, write_text
+
 __all__ = [
     "coco_pr_curve",
     "plot_precision_recall_curve",
     "to_jsonable",
     "write_json",
-    "write_text",
     "write_metrics_json",
     "new_figure",
     "save_figure",
@@ -47,29 +47,10 @@ def save_figure(fig, save_path: str | os.PathLike) -> Path:
     The file is ``figsize * dpi`` pixels (no tight cropping), so sizes are predictable.
     """
     path = Path(save_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    tmp = _temp_beside(path)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=fig.dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
     return path
-
-
-def _temp_beside(path: Path) -> Path:
-    """A fresh temporary name in the folder of ``path`` (created with the umask's
-    permissions, unlike ``mkstemp``'s 0600), for write-then-rename."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def _unlink_quietly(path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def coco_pr_curve(evaluator, *, iou: float | None = 0.5, category: str | int | None = None,
@@ -198,24 +179,9 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` (UTF-8) at ``path`` atomically (temp file in the same folder + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    return path
-
-
 def write_json(obj: Any, path: str | os.PathLike, *, indent: int | None = None) -> Path:
-    """Write ``to_jsonable(obj)`` as JSON at ``path`` atomically (temp file + rename)."""
-    return write_text(json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n", path)
+    """Write ``to_jsonable(obj)`` as JSON at ``path`` atomically (:func:`maskrcnn.fileio.write_text`)."""
+    return write_text(path, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
 
 
 def write_metrics_json(metrics: Mapping, path: str | os.PathLike) -> Path:

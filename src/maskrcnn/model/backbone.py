@@ -36,6 +36,16 @@ DEPTHS: dict[int, Callable[..., tv_resnet.ResNet]] = {
 }
 NORMS = ("frozen_bn", "bn", "gn")
 LEVELS = ("p2", "p3", "p4", "p5", "p6")
+STRIDES = (4, 8, 16, 32, 64)  # of P2..P6
+
+
+def feature_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """``(h, w)`` of P2..P6 for an input of ``height x width``, without running the network.
+
+    Every stride-2 convolution and pooling of the trunk (and P6's ``max_pool2d(P5, 1, 2)``) rounds
+    up, so level ``s`` is ``ceil(height / s) x ceil(width / s)``.
+    """
+    return [(-(-int(height) // s), -(-int(width) // s)) for s in STRIDES]
 
 
 def norm_layer_factory(norm: str, *, gn_groups: int = 32) -> Callable[[int], nn.Module]:

@@ -1,5 +1,8 @@
 """Image preprocessing: normalize, resize per IMAGE_RESIZE_MODE, pad into one batch tensor.
 
+This is the package's one resize/pad geometry: training, inference, ``show-dataset`` pictures and
+the inspect report all see images through it (nothing under :mod:`maskrcnn.data` resizes).
+
 Input: ``images: list[Tensor[3,H,W]]`` RGB, uint8 or float in **0-255**. Each image is
 normalized ``(x - mean) / std`` (0-255 units) first, then resized:
 
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import roi_align
 
-RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")
+from ..config import RESIZE_MODES
 
 
 @dataclass
@@ -146,6 +149,12 @@ class ImagePreprocessor:
         mean = torch.as_tensor([m / 255.0 for m in self.mean], dtype=image.dtype, device=image.device)
         std = torch.as_tensor([s / 255.0 for s in self.std], dtype=image.dtype, device=image.device)
         return (image / 255.0 - mean[:, None, None]) / std[:, None, None]
+
+    def denormalize(self, image: Tensor) -> Tensor:
+        """The inverse of :meth:`normalize`: ``image * std + mean``, float 0-255, ``image [3,H,W]``."""
+        mean = torch.as_tensor(self.mean, dtype=image.dtype, device=image.device)
+        std = torch.as_tensor(self.std, dtype=image.dtype, device=image.device)
+        return image * std[:, None, None] + mean[:, None, None]
 
     def resize(
         self, image: Tensor, target: dict[str, Tensor] | None, *, training: bool

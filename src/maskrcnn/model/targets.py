@@ -33,6 +33,7 @@ __all__ = [
     "RoiTargets",
     "mask_targets",
     "roi_targets",
+    "rpn_matches",
     "rpn_targets",
     "sample_labels",
 ]
@@ -131,6 +132,42 @@ def _touches_crowd(boxes: Tensor, crowd_boxes: Tensor) -> Tensor:
     return box_iou(boxes, crowd_boxes).max(dim=1).values >= CROWD_IOU
 
 
+def rpn_matches(
+    anchors: Tensor,
+    gt_boxes: Tensor,
+    iscrowd: Tensor | None,
+    *,
+    positive_iou: float,
+    negative_iou: float,
+) -> Tensor:
+    """Which ground truth each anchor of one image is trained towards: the RPN's assignment rule.
+
+    Args:
+        anchors: ``[A, 4]`` xyxy, resized-image pixels.
+        gt_boxes: ``[G, 4]`` xyxy; ``G`` may be 0 (every anchor negative).
+        iscrowd: ``[G]`` bool or None.
+        positive_iou / negative_iou: IoU ``>= positive_iou`` positive, ``< negative_iou`` negative,
+            between ignored; besides, each GT's best anchor(s) are positive (low-quality matches).
+
+    Returns:
+        int64 ``[A]``: for a positive anchor the index of its ground truth in ``gt_boxes`` (never a
+        crowd box), :attr:`Matcher.BELOW_LOW_THRESHOLD` (-1) for a negative,
+        :attr:`Matcher.BETWEEN_THRESHOLDS` (-2) for an ignored anchor (between the thresholds, or a
+        would-be negative touching a crowd box).
+    """
+    gt_boxes = gt_boxes.to(device=anchors.device, dtype=anchors.dtype)
+    gt, crowd, gt_index = _split_crowd(gt_boxes, iscrowd)
+    num_anchors = anchors.shape[0]
+    if gt.shape[0] == 0:
+        matches = torch.full((num_anchors,), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64, device=anchors.device)
+    else:
+        matcher = Matcher(high=positive_iou, low=negative_iou, allow_low_quality_matches=True)
+        matched = matcher(box_iou(gt, anchors))
+        matches = torch.where(matched >= 0, gt_index[matched.clamp(min=0)], matched)
+    matches[(matches == Matcher.BELOW_LOW_THRESHOLD) & _touches_crowd(anchors, crowd)] = Matcher.BETWEEN_THRESHOLDS
+    return matches
+
+
 def rpn_targets(
     anchors: Tensor,
     gt_boxes: Tensor,
@@ -140,34 +177,22 @@ def rpn_targets(
     negative_iou: float,
     box_coder: BoxCoder,
 ) -> tuple[Tensor, Tensor]:
-    """Label every anchor of one image and its regression target.
+    """Label every anchor of one image (:func:`rpn_matches`) and give its regression target.
 
-    Args:
-        anchors: ``[A, 4]`` xyxy, resized-image pixels.
-        gt_boxes: ``[G, 4]`` xyxy; ``G`` may be 0 (every anchor negative).
-        iscrowd: ``[G]`` bool or None.
-        positive_iou / negative_iou: IoU ``>= positive_iou`` positive, ``< negative_iou`` negative,
-            between ignored; besides, each GT's best anchor(s) are positive (low-quality matches).
-        box_coder: encodes the matched GT against its anchor.
+    Args: as :func:`rpn_matches`, and ``box_coder`` that encodes the matched GT against its anchor.
 
     Returns:
         ``labels [A]`` float (1 positive, 0 negative, -1 ignored) and ``regression_targets [A, 4]``
         (deltas of the matched GT for positives, zeros elsewhere), in the anchors' dtype.
     """
     gt_boxes = gt_boxes.to(device=anchors.device, dtype=anchors.dtype)
-    gt, crowd, _ = _split_crowd(gt_boxes, iscrowd)
-    num_anchors = anchors.shape[0]
-    targets = torch.zeros((num_anchors, 4), dtype=anchors.dtype, device=anchors.device)
-    if gt.shape[0] == 0:
-        labels = torch.zeros(num_anchors, dtype=anchors.dtype, device=anchors.device)
-    else:
-        matcher = Matcher(high=positive_iou, low=negative_iou, allow_low_quality_matches=True)
-        matched = matcher(box_iou(gt, anchors))
-        labels = (matched >= 0).to(anchors.dtype)
-        labels[matched == Matcher.BETWEEN_THRESHOLDS] = -1.0
-        positive = torch.where(matched >= 0)[0]
-        targets[positive] = box_coder.encode(anchors[positive], gt[matched[positive]]).to(anchors.dtype)
-    labels[(labels == 0) & _touches_crowd(anchors, crowd)] = -1.0
+    matches = rpn_matches(anchors, gt_boxes, iscrowd, positive_iou=positive_iou, negative_iou=negative_iou)
+    labels = (matches >= 0).to(anchors.dtype)
+    labels[matches == Matcher.BETWEEN_THRESHOLDS] = -1.0
+    targets = torch.zeros((anchors.shape[0], 4), dtype=anchors.dtype, device=anchors.device)
+    positive = torch.where(matches >= 0)[0]
+    if positive.numel():
+        targets[positive] = box_coder.encode(anchors[positive], gt_boxes[matches[positive]]).to(anchors.dtype)
     return labels, targets
 
 
