@@ -277,11 +277,11 @@ def patched_model(monkeypatch, shared_data):
     model = StandInModel([_result(masks, [1] * masks.shape[2], [0.9] * masks.shape[2])])
     calls = []
 
-    def load_model(weights, device=None, optimize=False, amp=None):
-        calls.append((Path(weights), device, optimize, amp))
+    def load_model(weights, device=None, min_confidence=None, optimize=False, amp=None):
+        calls.append((Path(weights), device, optimize, amp, min_confidence))
         return model
 
-    # the CLI's contract: ``load_model(path, device=..., optimize=..., amp=...)``
+    # the CLI's contract: ``load_model(path, device=..., min_confidence=..., optimize=..., amp=...)``
     monkeypatch.setattr(detect_app, "load_model", load_model)
     return path, masks, calls
 
@@ -293,12 +293,12 @@ def test_cli_splash_image(patched_model, tmp_path, capsys):
     out = tmp_path / "out.png"
     argv = ["splash", "--weights", str(weights), "--image", str(path), "--out", str(out), "--classes", "balloon"]
     assert cli.main([*argv, "--device", "cpu", "--min-confidence", "0.8"]) == 0
-    assert calls == [(weights, "cpu", True, None)]  # the optimized inference path by default
+    assert calls == [(weights, "cpu", True, None, 0.8)]  # the optimized inference path by default; the threshold
     assert str(out) in capsys.readouterr().out
     image = np.asarray(Image.open(path).convert("RGB"))
     np.testing.assert_array_equal(np.asarray(Image.open(out)), color_splash(image, masks))
     assert cli.main([*argv, "--no-optimize", "--amp", "fp16"]) == 0
-    assert calls[-1] == (weights, None, False, "fp16")
+    assert calls[-1] == (weights, None, False, "fp16", None)
 
 
 def test_cli_splash_errors_are_one_line(patched_model, tmp_path, capsys):

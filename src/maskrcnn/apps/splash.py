@@ -22,7 +22,7 @@ import datetime
 import os
 import uuid
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch
 
 from ..data.image_io import read_image
 from ..errors import ImageError, MaskRCNNError
+from .summary import objects_found
 
 __all__ = [
     "LUMA_WEIGHTS_Q16",
@@ -240,28 +241,34 @@ def splash_unions(
     *,
     classes: Iterable[str | int] | None = None,
     min_confidence: float | None = None,
+    counts: list[int] | None = None,
 ) -> list[np.ndarray]:
     """Per image the H×W bool union of the masks that the splash keeps: ``mask_union`` of
     ``filter_detections(model.detect([image])[0], ...)["masks"]``.
 
     With our :class:`~maskrcnn.detector.MaskRCNN` (anything with ``detect_union``) the union
     is taken on the model's device; another model object goes through its ``detect``.
+    ``counts``: a list that gets the number of objects kept in each image appended.
     """
     if min_confidence is not None:
         _checked_confidence(min_confidence)  # before any work
     class_names = list(getattr(model, "class_names", []) or [])
     if hasattr(model, "detect_union"):
         ids = None if classes is None else _class_ids(classes, class_names)
-        unions = list(model.detect_union(images, class_ids=ids, min_confidence=min_confidence,
-                                         batch_size=len(images)))
+        unions, kept = model.detect_union(images, class_ids=ids, min_confidence=min_confidence,
+                                          batch_size=len(images), return_counts=True)
+        unions = list(unions)
     else:
         results = _detect(model, images)
         if classes is not None or min_confidence is not None:
             results = [filter_detections(r, class_names, classes=classes, min_confidence=min_confidence)
                        for r in results]
         unions = [mask_union(r["masks"], height=im.shape[0], width=im.shape[1]) for im, r in zip(images, results)]
-    if len(unions) != len(images):
+        kept = [int(np.asarray(r["masks"]).shape[-1]) for r in results]
+    if len(unions) != len(images) or len(kept) != len(images):
         raise MaskRCNNError(f"model returned {len(unions)} results for {len(images)} images")
+    if counts is not None:
+        counts.extend(int(k) for k in kept)
     return unions
 
 
@@ -270,7 +277,8 @@ def _check_min_confidence(model: Any, min_confidence: float | None) -> None:
     if min_confidence is not None and floor is not None and min_confidence < floor:
         warnings.warn(
             f"min_confidence={min_confidence} is below the model's DETECTION_MIN_CONFIDENCE={floor}: "
-            "detections under that are already dropped by the model; lower it in the config to see them",
+            "detections under that are already dropped by the model; set model.config.DETECTION_MIN_CONFIDENCE "
+            "to see them (maskrcnn splash --min-confidence does)",
             stacklevel=3,
         )
 
@@ -286,6 +294,7 @@ def detect_and_color_splash(
     batch_size: int = 4,
     progress: bool = True,
     crf: int | None = None,
+    say: Callable[[str], Any] | None = None,
 ) -> Path:
     """Detect objects and write the color-splashed image or video; return its path.
 
@@ -296,6 +305,7 @@ def detect_and_color_splash(
     ``.mkv`` by extension; default ``splash_<stem>_<timestamp>.mp4``) with the input's
     size, frame timing and audio; ``crf`` is the video quality (x264 CRF, default 18).
     ``classes`` / ``min_confidence`` filter the detections (:func:`filter_detections`).
+    ``say``: called with one line on the objects kept (:func:`~.summary.objects_found`), e.g. ``print``.
     """
     if (image_path is None) == (video_path is None):
         raise MaskRCNNError("detect_and_color_splash: give exactly one of image_path or video_path")
@@ -313,8 +323,11 @@ def detect_and_color_splash(
         if out.suffix.lower() not in _IMAGE_FORMATS:
             raise MaskRCNNError(f"output image {out}: unsupported extension {out.suffix!r}; use .png, .jpg or .jpeg")
         image = read_image(source)
-        (union,) = splash_unions(model, [image], classes=classes, min_confidence=min_confidence)
+        counts: list[int] = []
+        (union,) = splash_unions(model, [image], classes=classes, min_confidence=min_confidence, counts=counts)
         _save_image(out, color_splash(image, union))
+        if say is not None:
+            say(objects_found(sum(counts), 1))
         return out
 
     from .video import transform_video
@@ -323,14 +336,18 @@ def detect_and_color_splash(
     out = Path(out_path) if out_path is not None else _default_out(source, ".mp4")
     if out.suffix.lower() not in _VIDEO_EXTENSIONS:
         raise MaskRCNNError(f"output video {out}: unsupported extension {out.suffix!r}; use one of {_VIDEO_EXTENSIONS}")
+    counts = []
     stats = transform_video(
         source,
         out,
-        infer=lambda images: splash_unions(model, images, classes=classes, min_confidence=min_confidence),
+        infer=lambda images: splash_unions(model, images, classes=classes, min_confidence=min_confidence,
+                                           counts=counts),
         render=color_splash,
         batch_size=batch_size,
         progress=progress,
         desc=f"splash {source.name}",
         crf=crf,
     )
+    if say is not None:
+        say(objects_found(sum(counts), len(counts), unit="frame"))
     return stats.path

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-confidence",
         type=float,
         metavar="X",
-        help="keep detections with score >= X (on top of the model's DETECTION_MIN_CONFIDENCE)",
+        help="keep detections scoring at least X (default: the model's DETECTION_MIN_CONFIDENCE; lower or higher)",
     )
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="video frames per model call (4)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="where the model runs (default: cuda if available)")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise MaskRCNNError(f"{option} {source}: is a folder; give one {option[2:]} file (for the images of a "
                             f"folder: maskrcnn detect --weights ... {source} --out DIR)")
     if not source.is_file():
-        raise MaskRCNNError(f"--{'image' if args.image else 'video'}: file not found: {source}")
+        raise MaskRCNNError(f"{option}: file not found: {source}")
     classes = _classes(args.classes)
 
     import torch
@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.detect import load_model
     from ..apps.splash import detect_and_color_splash
 
-    model = load_model(args.weights, device=args.device, **inference_options(args))
+    # As for detect: --min-confidence is the model's threshold, so it can lower it as well as raise it.
+    model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       **inference_options(args))
     out = detect_and_color_splash(
         model,
         image_path=args.image,
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.no_progress,
         crf=args.crf,
+        say=print,
     )
     print(f"Saved to {out}")
     return 0
