@@ -1,10 +1,12 @@
-"""``maskrcnn demo``: the whole cycle offline, on CPU, in a few minutes.
+"""``maskrcnn demo``: the whole cycle offline, on CPU, in about five minutes — the same model on any machine.
 
 :func:`run_demo` makes a synthetic shapes dataset, trains a small Mask R-CNN from scratch
-(ResNet-18 with GroupNorm and narrow heads, 128×128 images) for as long as the time box
-allows, evaluates it (mask AP at IoU 0.5), runs ``detect`` on a few images (pictures, COCO
-results, VIA/labelme polygons), color-splashes them, writes the inspect-model report and an
-``index.html`` / ``README.txt`` of what it wrote::
+(the CPU model of :mod:`maskrcnn.presets`: ResNet-18 with GroupNorm, narrow heads) for a
+**fixed number of steps** (:data:`DEMO_STEPS`, seeded: the model and its mAP depend on the
+seed, not on the machine's speed or load; a slower machine only takes longer), evaluates it
+(mask mAP@0.5 on :data:`EVAL_IMAGES` held-out images), runs ``detect`` on a few images
+(pictures, COCO results, VIA/labelme polygons), color-splashes them, writes the inspect-model
+report and an ``index.html`` / ``README.txt`` of what it wrote::
 
     <out>/
       index.html, README.txt      what is where
@@ -18,90 +20,90 @@ results, VIA/labelme polygons), color-splashes them, writes the inspect-model re
       splash/                     color splash of them
       inspect.html                `maskrcnn inspect` report of the first one (with ground truth)
 
-Training is planned and time-boxed by wall clock: one forward/backward pass is timed to plan
-the number of steps (AdamW, warmup, cosine decay to the planned end, as
-``benchmarks/train_shapes.py``), and ``train(time_limit=...)`` stops after the step that
-crosses the deadline; the number of evaluation images adapts to the time left. So the demo
-ends within about ``minutes`` on any machine; more time, better model.
+Training shows a tqdm bar whose ETA comes from the measured pace of the steps so far.
+``minutes`` turns on a time box instead: training stops when it is spent (the schedule stays
+the fixed one's, so a stopped model is less trained, and the demo says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..config import Config
+from ..fileio import atomic_path, write_text
+from ..presets import SMALL_CPU_OVERRIDES, with_cpu_model
+
+__all__ = ["DemoResult", "ShapesDemoConfig", "SMALL_CPU_OVERRIDES", "run_demo", "training_attributes"]
+
+#: The demo's fixed amount of work: training steps of IMAGES_PER_GPU images, and held-out images evaluated.
+DEMO_STEPS = 400
+EVAL_IMAGES = 50
+#: Side of the square synthetic images (the shapes are 1/8 to 1/2 of it across).
+IMAGE_SIZE = 64
+TRAIN_IMAGES = 4000
+SHOWN_IMAGES = 4
 
 
+@with_cpu_model
 class ShapesDemoConfig(Config):
-    """matterport's ShapesConfig at CPU scale: narrow heads, few ROIs, 128-pixel images, batches of
-    4 (the settings of ``benchmarks/train_shapes.py``: about 0.6 s per step on 2 cores)."""
+    """matterport's ShapesConfig at CPU scale: the presets' CPU model on 64-pixel images, the recipe that
+    reaches mask mAP@0.5 >= 0.9 in the fewest CPU seconds (``benchmarks/train_shapes.py`` trains it too)."""
 
     NAME = "shapes_demo"
     NUM_CLASSES = 1 + 3  # background + square, circle, triangle
-    IMAGES_PER_GPU = 4  # more updates per image seen beat bigger batches here
-    STEPS_PER_EPOCH = 50  # replaced by the planned number of steps (one epoch)
+    IMAGES_PER_GPU = 8
+    STEPS_PER_EPOCH = DEMO_STEPS
     VALIDATION_STEPS = 0
     DETECTION_MIN_CONFIDENCE = 0.5  # a young model is unsure; COCO AP only gains from the extra detections
-    LEARNING_RATE = 0.001
     MINI_MASK_SHAPE = (28, 28)
-
-    # The small CPU model (also the samples' --smoke settings, see SMALL_CPU_OVERRIDES).
-    BACKBONE = "resnet18"
-    BACKBONE_NORM = "gn"
-    TOP_DOWN_PYRAMID_SIZE = 64
-    MASK_HEAD_CONV_CHANNELS = 64
-    MASK_HEAD_NUM_CONVS = 2
-    FPN_CLASSIF_FC_LAYERS_SIZE = 256
-    TRAIN_ROIS_PER_IMAGE = 32
     IMAGE_RESIZE_MODE = "square"
-    IMAGE_MIN_DIM = 128
-    IMAGE_MAX_DIM = 128
+    IMAGE_MIN_DIM = IMAGE_SIZE
+    IMAGE_MAX_DIM = IMAGE_SIZE
     RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    PRE_NMS_LIMIT = 2000
-    POST_NMS_ROIS_TRAINING = 500
-    POST_NMS_ROIS_INFERENCE = 250
-
-
-#: The CPU-scale model's attributes, to apply to another Config (the samples' ``--smoke``).
-SMALL_CPU_OVERRIDES: dict[str, Any] = {
-    key: getattr(ShapesDemoConfig, key)
-    for key in ("BACKBONE", "BACKBONE_NORM", "TOP_DOWN_PYRAMID_SIZE", "MASK_HEAD_CONV_CHANNELS",
-                "MASK_HEAD_NUM_CONVS", "FPN_CLASSIF_FC_LAYERS_SIZE", "TRAIN_ROIS_PER_IMAGE", "IMAGE_RESIZE_MODE",
-                "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "RPN_ANCHOR_SCALES", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING",
-                "POST_NMS_ROIS_INFERENCE")
-}
+    TRAIN_ROIS_PER_IMAGE = 32
+    PRE_NMS_LIMIT = 500
+    POST_NMS_ROIS_TRAINING = 200
+    POST_NMS_ROIS_INFERENCE = 100
+    # The schedule: AdamW, warmup, cosine decay to the last step.
+    LEARNING_RATE = 0.002
+    OPTIMIZER = "adamw"
+    LR_SCHEDULE = "cosine"
+    LR_WARMUP_FACTOR = 0.01
+    LR_WARMUP_STEPS = DEMO_STEPS // 10
+    EVAL_EVERY = 0
+    CHECKPOINT_KEEP_LAST = 1
+    BEST_METRIC = "train.loss"
 
 
 def training_attributes(total_steps: int) -> dict[str, Any]:
-    """Training-loop settings (:mod:`maskrcnn.training.options`) for ``total_steps`` steps: AdamW,
-    warmup, then cosine decay to the planned end (the time limit may stop it a little earlier)."""
-    return {"OPTIMIZER": "adamw", "LR_SCHEDULE": "cosine", "LR_WARMUP_STEPS": min(100, total_steps // 10),
-            "LR_WARMUP_FACTOR": 0.01, "EVAL_EVERY": 0, "CHECKPOINT_KEEP_LAST": 1, "BEST_METRIC": "train.loss"}
+    """The demo's schedule for ``total_steps`` steps (one epoch): its warmup is a tenth of them, at most 100."""
+    return {"LR_WARMUP_STEPS": min(100, total_steps // 10)}
 
 
-def seconds_per_step(model: Any, dataset: Any, config: Config, repeats: int = 2) -> float:
-    """Forward + backward time of one training batch (after a warm-up) of ``model`` (the network, an
-    ``nn.Module``), without changing the weights."""
-    from ..data.loader import TrainingSamples, collate
+@contextlib.contextmanager
+def deterministic(device: Any) -> Iterator[None]:
+    """On the CPU, torch's deterministic algorithms while inside (the previous setting after): with 2 threads
+    some accumulations otherwise differ in the last digits from run to run, and 400 steps amplify that."""
+    import torch
 
-    samples = TrainingSamples.from_config(dataset, config)
-    images, targets = collate([samples[i] for i in range(config.IMAGES_PER_GPU)])
-    model.train()
-    times = []
-    for _ in range(repeats + 1):
-        tick = time.monotonic()
-        losses = model(images, targets)
-        sum(losses.values()).backward()
-        times.append(time.monotonic() - tick)
-    model.zero_grad(set_to_none=True)
-    return sorted(times[1:])[len(times[1:]) // 2]
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def _loss_recorder(steps: list[dict]):
@@ -121,119 +123,137 @@ def _loss_recorder(steps: list[dict]):
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` did and wrote."""
+    """What :func:`run_demo` did and wrote. ``planned_steps``: the fixed amount; ``steps``: those done
+    (fewer only when a time box stopped training). ``detections`` / ``gt_objects``: objects found in the
+    shown images and those in their ground truth."""
 
     out_dir: Path
+    planned_steps: int = 0
     steps: int = 0
     train_seconds: float = 0.0
     mask_ap50: float | None = None
     box_ap50: float | None = None
+    eval_images: int = 0
     detections: int = 0
+    gt_objects: int = 0
+    shown_images: int = 0
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
 
 
-MAX_EVAL_IMAGES = 24
-MIN_EVAL_IMAGES = 4
+def nothing_found_message(count: int, images: int, min_confidence: float) -> str:
+    """What the console says when a model finds nothing (instead of silent gray pictures)."""
+    return (f"0 objects found in {images} images — the model is undertrained or the threshold too high "
+            f"(DETECTION_MIN_CONFIDENCE={min_confidence:g})") if count == 0 else ""
 
 
-def _budget(total_s: float) -> dict[str, float]:
-    """How the time box is shared: training gets what is left after a reserve for the rest.
+def demo_datasets(*, seed: int = 0, held_out: int = EVAL_IMAGES, size: int = IMAGE_SIZE):
+    """The demo's synthetic shapes: :data:`TRAIN_IMAGES` training images (seed ``seed``) and ``held_out``
+    others (seed ``seed + 1``), ``size`` pixels square."""
+    from ..data.formats.shapes import ShapesDataset
 
-    On an idle 2-core machine everything after training (evaluation of up to 24 images, detect,
-    splash, the inspect report) takes about 10 s, and starting Python with torch about 7 s: a 12 %
-    reserve (36 s of 5 minutes) keeps a margin for a slower machine (the evaluation also shrinks
-    to the time left, see :func:`_eval_images`)."""
-    reserve = min(max(0.12 * total_s, 20.0), 75.0)
-    return {"train": max(total_s - reserve, 1.0)}
+    return (ShapesDataset(TRAIN_IMAGES, size, size, seed=seed),
+            ShapesDataset(held_out, size, size, seed=seed + 1))
 
 
-def _eval_images(seconds_left: float, seconds_per_image: float) -> int:
-    """Held-out images to evaluate so that evaluation, detect/splash (8 forward passes) and the
-    inspect report (about 10 forward passes' worth of work) fit in ``seconds_left``."""
-    spare = seconds_left - 18 * seconds_per_image - 3.0
-    count = int(spare / max(1.2 * seconds_per_image, 1e-3))
-    return max(MIN_EVAL_IMAGES, min(MAX_EVAL_IMAGES, count))
+def train_demo_model(model: Any, train_set: Any, *, seed: int = 0, progress: bool = True, hooks: list | tuple = (),
+                     time_limit: float | None = None) -> list[dict]:
+    """Train ``model`` (a :class:`~maskrcnn.detector.MaskRCNN` of a :class:`ShapesDemoConfig`) the demo's way:
+    one epoch of its STEPS_PER_EPOCH steps, all layers, seeded, deterministic on the CPU; ``time_limit``
+    (seconds) may stop it early. Returns the losses of every step (:func:`_loss_recorder`)."""
+    steps_log: list[dict] = []
+    with deterministic(model.device):
+        model.train(train_set, None, epochs=1, layers="all", device=model.device,
+                    progress="bar" if progress else "none", seed=seed,
+                    hooks=[_loss_recorder(steps_log), *hooks], tensorboard=False,
+                    attributes=training_attributes(model.config.STEPS_PER_EPOCH), time_limit=time_limit)
+    return steps_log
 
 
 def run_demo(
     out_dir: str | os.PathLike = "maskrcnn_demo",
     *,
-    minutes: float = 5.0,
+    steps: int | None = None,
+    eval_images: int | None = None,
+    minutes: float | None = None,
     seed: int = 0,
     device: str | None = "cpu",
+    progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Run the offline demo into ``out_dir`` within about ``minutes`` of wall clock (see the module doc)."""
+    """Run the offline demo into ``out_dir``: ``steps`` training steps (default :data:`DEMO_STEPS`) and
+    ``eval_images`` held-out images (default :data:`EVAL_IMAGES`), see the module doc. ``minutes``: a time
+    box for the whole demo (training stops when the time left is needed for the rest). ``progress``: tqdm
+    bars for training and evaluation."""
     import torch
 
-    from ..data.formats.shapes import ShapesDataset
-    from ..evaluation.coco_eval import evaluate_model
     from ..detector import MaskRCNN
+    from ..evaluation.coco_eval import evaluate_model
     from .detect import detect_images
     from .export_predictions import write_json
     from .inspect_report import inspect_report
     from .splash import color_splash
 
     start = time.monotonic()
-    total_s = max(float(minutes) * 60.0, 5.0)
-    budget = _budget(total_s)
+    steps = DEMO_STEPS if steps is None else int(steps)
+    eval_images = EVAL_IMAGES if eval_images is None else int(eval_images)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = DemoResult(out_dir=out)
+    result = DemoResult(out_dir=out, planned_steps=int(steps))
     torch.manual_seed(seed)
 
-    config = ShapesDemoConfig()
-    class_names = ["BG", "square", "circle", "triangle"]
-    train_set = ShapesDataset(2000, 128, 128, seed=seed)
-    val_set = ShapesDataset(MAX_EVAL_IMAGES, 128, 128, seed=seed + 1)
+    config = ShapesDemoConfig(STEPS_PER_EPOCH=int(steps))
+    size = config.IMAGE_MAX_DIM
+    train_set, val_set = demo_datasets(seed=seed, held_out=max(eval_images, SHOWN_IMAGES))
     log(f"[1/5] shapes dataset: {train_set.num_images} training images (made as needed), "
-        f"up to {val_set.num_images} held-out images, 128x128")
-    model = MaskRCNN(config, class_names=class_names, device=device, model_dir=out / "logs")
+        f"{eval_images} held-out images, {size}x{size}")
+    model = MaskRCNN(config, class_names=train_set.class_names, device=device, model_dir=out / "logs")
     config.to_yaml(out / "config.yaml")
     result.files["config"] = out / "config.yaml"
 
-    per_step = seconds_per_step(model.network, train_set, config)
-    train_s = max(start + budget["train"] - time.monotonic(), 1.0)
-    total_steps = max(int(train_s / (per_step * 1.1)), 1)  # the optimizer step and data add ~10 %
-    config.STEPS_PER_EPOCH = total_steps
-    log(f"[2/5] training {config.BACKBONE} ({config.backbone_norm}) from scratch: {per_step:.2f} s per step of "
-        f"{config.IMAGES_PER_GPU} images, about {total_steps} steps in {train_s:.0f} s (time-boxed)")
-    steps: list[dict] = []
+    time_limit = None
+    if minutes is not None:
+        time_limit = max(float(minutes) * 60.0 - _RESERVE_S - (time.monotonic() - start), 1.0)
+    box = f", stopped after {time_limit:.0f} s (time box)" if time_limit is not None else ""
+    log(f"[2/5] training {config.BACKBONE} ({config.backbone_norm}) from scratch: {steps} steps of "
+        f"{config.IMAGES_PER_GPU} images, seed {seed}{box}")
     train_start = time.monotonic()
-    model.train(train_set, None, epochs=1, layers="all", device=device, progress="none", seed=seed,
-                hooks=[_loss_recorder(steps)], tensorboard=False, attributes=training_attributes(total_steps),
-                time_limit=train_s)
+    steps_log = train_demo_model(model, train_set, seed=seed, progress=progress, time_limit=time_limit)
     for checkpoint in (out / "logs").glob("*/*.pth"):
         checkpoint.unlink()  # the training state (optimizer moments) is not needed: model.pt is the model
     result.train_seconds = time.monotonic() - train_start
-    result.steps = len(steps)
-    if steps:
-        first, last = steps[0]["loss"], np.mean([s["loss"] for s in steps[-10:]])
+    result.steps = len(steps_log)
+    if steps_log:
+        first, last = steps_log[0]["loss"], np.mean([s["loss"] for s in steps_log[-10:]])
         log(f"      {result.steps} steps in {result.train_seconds:.0f} s; loss {first:.2f} -> {last:.2f}")
-    result.files["training"] = write_json(out / "training.json", {"steps": steps}, indent=1)
+    if result.steps < result.planned_steps:
+        log(f"      the time box stopped training after {result.steps} of {result.planned_steps} steps: "
+            f"this model is less trained than the demo's (drop --minutes for the full demo)")
+    result.files["training"] = write_json(out / "training.json", {"steps": steps_log}, indent=1)
     result.files["model"] = model.save(out / "model.pt", epoch=1)
 
-    tick = time.monotonic()
-    model.detect([val_set.load_image(0)])  # one forward pass: how many images does the time left allow?
-    count = _eval_images(start + total_s - time.monotonic(), time.monotonic() - tick)
-    log(f"[3/5] evaluating on {count} held-out images")
-    metrics = evaluate_model(model, val_set, limit=count, progress=False)
+    log(f"[3/5] evaluating on {eval_images} held-out images")
+    metrics = evaluate_model(model, val_set, limit=eval_images, progress=progress)
+    result.eval_images = int(eval_images)
     result.mask_ap50 = float(metrics["segm"]["AP50"])
     result.box_ap50 = float(metrics["bbox"]["AP50"])
     result.files["evaluation"] = write_json(out / "evaluation.json", metrics, indent=1)
-    log(f"      mask mAP@0.5 = {result.mask_ap50:.3f}   (box mAP@0.5 = {result.box_ap50:.3f})")
+    log(f"      mask mAP@0.5 = {result.mask_ap50:.3f}   (box mAP@0.5 = {result.box_ap50:.3f}; COCO AP50)")
 
-    log("[4/5] detect and color splash on 4 held-out images")
-    image_paths = _write_images(val_set, out / "images", count=4)
+    log(f"[4/5] detect and color splash on {SHOWN_IMAGES} held-out images")
+    image_paths = _write_images(val_set, out / "images", count=SHOWN_IMAGES)
+    result.shown_images = len(image_paths)
     result.detections = detect_images(model, image_paths, out / "detections", batch_size=4).num_detections
+    result.gt_objects = sum(len(val_set.load_mask(i)[1]) for i in range(len(image_paths)))
     result.files["detections"] = out / "detections"
-    splash_dir = out / "splash"
-    splash_dir.mkdir(exist_ok=True)
     images = [val_set.load_image(i) for i in range(len(image_paths))]
     for path, image, r in zip(image_paths, images, model.detect(images)):
-        _save_png(color_splash(image, r["masks"]), splash_dir / path.name)
-    result.files["splash"] = splash_dir
+        _save_png(color_splash(image, r["masks"]), out / "splash" / path.name)
+    result.files["splash"] = out / "splash"
+    empty = nothing_found_message(result.detections, result.shown_images, config.DETECTION_MIN_CONFIDENCE)
+    log(f"      {empty}" if empty else
+        f"      {result.detections} objects found in {result.shown_images} images "
+        f"({result.gt_objects} in their ground truth)")
 
     log("[5/5] inspect report of the first held-out image")
     masks, class_ids = val_set.load_mask(0)
@@ -242,14 +262,28 @@ def run_demo(
     result.seconds = time.monotonic() - start
     result.files["readme"] = _write_readme(out, result)
     result.files["index"] = _write_index(out, result, [p.name for p in image_paths])
-    log(f"done in {result.seconds:.0f} s: open {out / 'index.html'}")
+    log(f"done in {result.seconds:.0f} s: {_achievement(result)}")
+    log(f"open {out / 'index.html'}")
     return result
+
+
+#: Seconds a time box keeps for what follows training (evaluation, detect, splash, report).
+_RESERVE_S = 30.0
+
+
+def _achievement(result: DemoResult) -> str:
+    """One sentence: what the model achieved."""
+    ap = "n/a" if result.mask_ap50 is None else f"{result.mask_ap50:.3f}"
+    return (f"the model ({result.steps} steps) reached mask mAP@0.5 = {ap} on {result.eval_images} held-out images "
+            f"and found {result.detections} objects in {result.shown_images} images "
+            f"({result.gt_objects} in their ground truth)")
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
 
 
 def _write_images(dataset, folder: Path, *, count: int) -> list[Path]:
@@ -271,10 +305,11 @@ def _summary_lines(result: DemoResult) -> list[tuple[str, str]]:
         ("config.yaml", "its configuration"),
         ("training.json", "losses of every training step"),
         ("logs/", "the training run's metrics.jsonl"),
-        ("evaluation.json", f"COCO metrics on held-out shapes; mask mAP@0.5 = {ap}"),
+        ("evaluation.json", f"COCO metrics on {result.eval_images} held-out shapes; mask mAP@0.5 = {ap}"),
         ("images/", "held-out images"),
         ("detections/", f"maskrcnn detect on them: pictures/, predictions.json + images.json (COCO), "
-                        f"via_region_data.json, labelme/ ({result.detections} detections)"),
+                        f"via_region_data.json, labelme/ ({result.detections} objects found, "
+                        f"{result.gt_objects} in the ground truth)"),
         ("splash/", "color splash of the same images"),
         ("inspect.html", "the inspect-model report (every stage) of the first image"),
     ]
@@ -286,9 +321,7 @@ def _write_readme(out: Path, result: DemoResult) -> Path:
     lines += ["", "Next:", f"  maskrcnn detect --weights {out / 'model.pt'} {out / 'images'} --out my_detections",
               f"  maskrcnn inspect --weights {out / 'model.pt'} --image {out / 'images' / 'shapes_1.png'} "
               "--out report.html", ""]
-    path = out / "README.txt"
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(out / "README.txt", "\n".join(lines))
 
 
 def _write_index(out: Path, result: DemoResult, names: list[str]) -> Path:
@@ -298,16 +331,18 @@ def _write_index(out: Path, result: DemoResult, names: list[str]) -> Path:
         f"<tr><td><img src=\"images/{n}\"></td><td><img src=\"detections/pictures/{Path(n).stem}.png\"></td>"
         f"<td><img src=\"splash/{n}\"></td></tr>" for n in names)
     ap = "n/a" if result.mask_ap50 is None else f"{result.mask_ap50:.3f}"
+    empty = nothing_found_message(result.detections, result.shown_images, ShapesDemoConfig.DETECTION_MIN_CONFIDENCE)
+    warning = f"<p><b>{html.escape(empty)}</b></p>" if empty else ""
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>maskrcnn demo</title>"
         "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}td{padding:4px 10px;"
         "border-bottom:1px solid #ddd}img{width:192px;image-rendering:pixelated}</style></head><body>"
         f"<h1>maskrcnn demo</h1><p>Trained {result.steps} steps in {result.train_seconds:.0f} s; "
-        f"mask mAP@0.5 on held-out shapes: <b>{ap}</b>. The whole demo took {result.seconds:.0f} s.</p>"
+        f"mask mAP@0.5 on {result.eval_images} held-out shapes: <b>{ap}</b>; {result.detections} objects found in "
+        f"the {result.shown_images} images below ({result.gt_objects} in their ground truth). "
+        f"The whole demo took {result.seconds:.0f} s.</p>{warning}"
         f"<table>{rows}</table><h2>Held-out images, detections, color splash</h2>"
         f"<table><tr><th>image</th><th>detections</th><th>splash</th></tr>{cells}</table>"
         "<p><a href=\"inspect.html\">Every stage of the model on the first image &rarr;</a></p></body></html>\n"
     )
-    path = out / "index.html"
-    path.write_text(page)
-    return path
+    return write_text(out / "index.html", page)

@@ -23,7 +23,28 @@ import os
 LAYERS_HELP = "heads, 3+, 4+, 5+, all (matterport's presets) or a regex over parameter names (default: heads)"
 
 
+EPILOG = """\
+config keys that matter most (--set KEY=VALUE, or in --config FILE.yaml):
+  BACKBONE, BACKBONE_NORM   resnet18/34/50/101; gn trains from random weights (frozen_bn needs pretrained ones)
+  IMAGE_MIN_DIM/MAX_DIM     image size: the cost of a step grows with its square
+  IMAGES_PER_GPU            images per step; STEPS_PER_EPOCH steps per epoch (VALIDATION_STEPS: at most)
+  LEARNING_RATE, OPTIMIZER  sgd (matterport) or adamw; LR_SCHEDULE cosine with LR_WARMUP_STEPS
+  TOP_DOWN_PYRAMID_SIZE, MASK_HEAD_CONV_CHANNELS, FPN_CLASSIF_FC_LAYERS_SIZE, TRAIN_ROIS_PER_IMAGE
+                            head widths and ROIs: on a CPU the heads cost more than the backbone
+  RPN_ANCHOR_SCALES         one anchor side per level P2..P6, pixels: match your objects' sizes
+  DETECTION_MIN_CONFIDENCE  score threshold of detections (evaluation and detect)
+presets (--preset NAME; --config and --set go on top):
+{presets}
+--weights none trains from scratch: GroupNorm instead of frozen BatchNorm and --layers all unless you name
+them (BACKBONE_NORM=frozen_bn or --layers heads are refused: they cannot train from random weights).
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..presets import DESCRIPTIONS
+
+    parser.epilog = EPILOG.format(presets="\n".join(f"  {k:5} {v}" for k, v in sorted(DESCRIPTIONS.items())))
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--dataset", required=True, metavar="PATH",
                         help="dataset folder or annotation file, or shapes[:COUNT[:SIZE[:SEED]]]")
     parser.add_argument("--format", default="auto", help="auto, via, coco, labelme, masks, shapes (default auto)")
@@ -33,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="annotation file name inside the dataset folder ('{subset}' is replaced)")
     parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                         help="without a val/ folder: hold out this fraction for validation (0: none; default 0.1)")
+    parser.add_argument("--preset", default=None, metavar="NAME",
+                        help=f"start from a named config ({', '.join(sorted(DESCRIPTIONS))}; --config and --set "
+                             f"go on top): cpu is a small model for CPUs, see below")
     parser.add_argument("--config", default=None, metavar="FILE.yaml", help="config attributes (YAML mapping)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override config attributes (values parsed as YAML)")
@@ -83,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from ..detector import MaskRCNN, resolve_weights
     from ..detector.run import RunState, config_for_resume
     from ..errors import WeightsError
+    from ..presets import preset_values
     from ..training.rundir import run_name
+    from ..training.scratch import scratch_plan
     from ..training.setup import build_config, load_train_val, parse_set_values, read_config_file, \
         split_training_attributes
 
@@ -99,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
                           annotations=args.annotations, val_fraction=args.val_fraction,
                           split_seed=args.seed or 0)
     class_names = list(data.train.class_names)
-    file_values = read_config_file(args.config) if args.config else {}
+    preset = preset_values(args.preset) if args.preset else {}
+    file_values = {**preset, **(read_config_file(args.config) if args.config else {})}
     set_values = parse_set_values(args.set)
     name = args.name or set_values.get("NAME") or file_values.get("NAME") or _dataset_name(args.dataset)
     say(f"dataset {args.dataset}: {data.describe()}, classes {class_names[1:]}")
@@ -133,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
             config = stored.copy(**values).validate()
     else:
         config, attributes = build_config(config_file=args.config, sets=args.set, num_classes=len(class_names),
-                                          name=name)
+                                          name=name, preset=preset)
+    if choice.kind == "none":  # random weights: what can train (one line), or a refusal with the fix
+        plan = scratch_plan(config, layers=args.layers)
+        config, args.layers = (config.copy(**plan.values).validate() if plan.values else config), plan.layers
     if args.lr is not None:
         config.LEARNING_RATE = args.lr
 
@@ -155,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         layers = layers or stage.get("layers")
         say(f"weights: resuming {choice.label}: run {model.log_dir.name} at epoch {model.epoch}")
     else:
-        say("weights: none (training from scratch)" if choice.kind == "none" else
+        say(("weights: none — " + (plan.message or "training from scratch")) if choice.kind == "none" else
             str(report).splitlines()[0] + (" (class-specific layers excluded)" if exclude else ""))
 
     result = model.train(

@@ -322,7 +322,9 @@ def train(
     (see :func:`fit`). The run folder gets the config as ``config.yaml``. Returns a :class:`TrainResult`.
     """
     from ..data.loader import TrainingSamples, collate
+    from .scratch import check_trainable
 
+    check_trainable(network)  # frozen BatchNorm of random weights cannot train: refused, with the fix
     options = TrainOptions.from_config(config, learning_rate=learning_rate, attributes=attributes, seed=seed,
                                        eval_every=eval_every, eval_limit=eval_limit)
 

@@ -83,14 +83,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def build_config(*, config_file: str | Path | None = None, sets: Sequence[str] | None = None,
                  num_classes: int | None = None, name: str | None = None,
-                 config_class: type = Config) -> tuple[Config, dict[str, Any]]:
+                 config_class: type = Config, preset: dict[str, Any] | None = None) -> tuple[Config, dict[str, Any]]:
     """The Config of a run and its training attributes (see :mod:`.options`).
 
-    Order: class defaults < ``config_file`` < ``--set``. NUM_CLASSES is taken from the
+    Order: class defaults < ``preset`` < ``config_file`` < ``--set``. NUM_CLASSES is taken from the
     dataset (``num_classes``) unless given, in which case it must agree. ``name`` sets NAME
     when the file and ``--set`` don't.
     """
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(preset or {})  # a preset's values (maskrcnn.presets) come first
     source = "--set"
     if config_file is not None:
         values.update(read_config_file(config_file))
