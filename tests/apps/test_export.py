@@ -76,7 +76,7 @@ def test_raw_outputs_and_other_sizes(exported):
     small = np.ascontiguousarray(images[1][:200, :300])
     with pytest.raises(ImageError, match=r"size 200x300.*exported for 240x320.*--size 200 300"):
         detector.detect([small])
-    (boxed,) = detector.detect([small], letterbox=True)
+    (boxed,) = OnnxDetector(path, letterbox=True).detect([small])
     assert boxed["masks"].shape[:2] == (200, 300)
     assert len(boxed["rois"]) == 0 or boxed["rois"][:, 2].max() <= 200 + 1
     with pytest.raises(ImageError, match="uint8"):
