@@ -20,6 +20,7 @@ from maskrcnn.apps.splash import (
     luminance,
     mask_union,
     splash_unions,
+    union_of_detections,
 )
 from maskrcnn.config import Config
 from maskrcnn.errors import ImageError, MaskRCNNError
@@ -37,7 +38,9 @@ class StandInModel:
         self.config = Config(DETECTION_MIN_CONFIDENCE=min_confidence)
         self.calls: list[int] = []
 
-    def detect(self, images, verbose=0):
+    detect_union = union_of_detections  # a Detector with only ``detect``
+
+    def detect(self, images, verbose=0, batch_size=None):
         self.calls.append(len(images))
         return [self.results[i % len(self.results)] for i in range(len(images))]
 
@@ -232,13 +235,15 @@ def test_detect_and_color_splash_default_name_and_errors(shared_data, tmp_path, 
 
 
 class DetectOnly:
-    """A model seen only through ``detect`` and ``class_names`` (no ``detect_union``)."""
+    """A model seen only through ``detect``: its union is :func:`union_of_detections`, not the model's own."""
+
+    detect_union = union_of_detections
 
     def __init__(self, model):
-        self.model, self.class_names = model, model.class_names
+        self.model, self.class_names, self.config = model, model.class_names, model.config
 
-    def detect(self, images, verbose=0):
-        return self.model.detect(images, verbose=verbose)
+    def detect(self, images, verbose=0, batch_size=None):
+        return self.model.detect(images, verbose=verbose, batch_size=batch_size)
 
 
 def test_splash_unions_on_the_model_device_equal_the_detect_path():

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,6 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ImageError, MaskRCNNError
+from ..fileio import AtomicFile
+from .detector_protocol import InspectableDetector
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "image"
@@ -106,7 +107,7 @@ class OnnxGraph(nn.Module):
 
 
 def export_onnx(
-    model: Any,
+    model: InspectableDetector,
     out: str | os.PathLike[str],
     *,
     size: Sequence[int] | None = None,
@@ -140,8 +141,8 @@ def export_onnx(
     network.eval()
     graph = OnnxGraph(network).eval()
     example = torch.zeros((3, height, width), dtype=torch.uint8, device=network.device)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
+    target = AtomicFile(out)
+    tmp = str(target.tmp)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings: shapes are constant by design (fixed size)
@@ -153,7 +154,7 @@ def export_onnx(
         proto = onnx.load(tmp)
         meta = {
             "input_size": json.dumps([height, width]),
-            "class_names": json.dumps(list(getattr(model, "class_names", []))),
+            "class_names": json.dumps(list(model.class_names)),
             "mask_threshold": json.dumps(float(config.MASK_THRESHOLD)),
             "config_class": type(config).__name__,
             "config": json.dumps(config.to_dict()),
@@ -164,11 +165,10 @@ def export_onnx(
         if check:
             onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
-        os.replace(tmp, out)
+        target.commit()
     finally:
         network.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        target.discard()
     return out
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,8 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import check_min_confidence
 from ..data.image_io import read_image
 from ..errors import ImageError, MaskRCNNError
+from ..fileio import atomic_path
+from .detector_protocol import Detector
 from .summary import objects_found
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "luminance",
     "mask_union",
     "splash_unions",
+    "union_of_detections",
 ]
 
 # ITU-R 601-2 luma weights (0.299, 0.587, 0.114) in 16-bit fixed point, as Pillow uses them.
@@ -168,7 +171,7 @@ def filter_detections(
         wanted = _class_ids(classes, class_names)
         keep &= np.isin(class_ids, list(wanted))
     if min_confidence is not None:
-        keep &= np.asarray(r["scores"]) >= _checked_confidence(min_confidence)
+        keep &= np.asarray(r["scores"]) >= check_min_confidence(min_confidence)
     out = dict(r)
     for key in ("rois", "class_ids", "scores"):
         if key in r:
@@ -177,13 +180,6 @@ def filter_detections(
         masks = r["masks"]
         out["masks"] = masks[keep] if isinstance(masks, torch.Tensor) else masks[..., keep]
     return out
-
-
-def _checked_confidence(min_confidence: float) -> float:
-    value = float(min_confidence)
-    if not 0.0 <= value <= 1.0:
-        raise MaskRCNNError(f"min_confidence must be in [0, 1], got {min_confidence}")
-    return value
 
 
 def _class_ids(classes: Iterable[str | int], class_names: Sequence[str]) -> set[int]:
@@ -211,16 +207,12 @@ def _save_image(path: Path, image: np.ndarray) -> None:
     fmt = _IMAGE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise MaskRCNNError(f"output image {path}: unsupported extension {path.suffix!r}; use .png, .jpg or .jpeg")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.part{path.suffix}")
     options = {"quality": 95} if fmt == "JPEG" else {}
     try:
-        Image.fromarray(image).save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(image).save(tmp, format=fmt, **options)
     except OSError as exc:
         raise MaskRCNNError(f"cannot write image {path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _default_out(source: Path, suffix: str) -> Path:
@@ -228,15 +220,26 @@ def _default_out(source: Path, suffix: str) -> Path:
     return Path(f"splash_{source.stem}_{datetime.datetime.now():%Y%m%dT%H%M%S}{suffix}")
 
 
-def _detect(model: Any, images: list[np.ndarray]) -> list[dict[str, Any]]:
-    results = list(model.detect(images, verbose=0))
+def union_of_detections(detector: Detector, images: Sequence[np.ndarray], *,
+                        class_ids: Iterable[int] | None = None, min_confidence: float | None = None,
+                        batch_size: int | None = None,
+                        return_counts: bool = False) -> list[np.ndarray] | tuple[list[np.ndarray], list[int]]:
+    """``detect_union`` computed from ``detector.detect``: per image the H×W bool :func:`mask_union` of
+    :func:`filter_detections` of its result (with ``return_counts``, also the number of masks of each).
+    A :class:`~.detector_protocol.Detector` that has only ``detect`` (a wrapper, a stand-in) uses it as
+    its ``detect_union``."""
+    results = list(detector.detect(images, batch_size=batch_size))
     if len(results) != len(images):
         raise MaskRCNNError(f"model.detect returned {len(results)} results for {len(images)} images")
-    return results
+    if class_ids is not None or min_confidence is not None:
+        results = [filter_detections(r, detector.class_names, classes=class_ids, min_confidence=min_confidence)
+                   for r in results]
+    unions = [mask_union(r["masks"], height=im.shape[0], width=im.shape[1]) for im, r in zip(images, results)]
+    return (unions, [int(np.asarray(r["masks"]).shape[-1]) for r in results]) if return_counts else unions
 
 
 def splash_unions(
-    model: Any,
+    model: Detector,
     images: list[np.ndarray],
     *,
     classes: Iterable[str | int] | None = None,
@@ -244,37 +247,27 @@ def splash_unions(
     counts: list[int] | None = None,
 ) -> list[np.ndarray]:
     """Per image the H×W bool union of the masks that the splash keeps: ``mask_union`` of
-    ``filter_detections(model.detect([image])[0], ...)["masks"]``.
-
-    With our :class:`~maskrcnn.detector.MaskRCNN` (anything with ``detect_union``) the union
-    is taken on the model's device; another model object goes through its ``detect``.
-    ``counts``: a list that gets the number of objects kept in each image appended.
+    ``filter_detections(model.detect([image])[0], ...)["masks"]``, by the model's ``detect_union``
+    (our :class:`~maskrcnn.detector.MaskRCNN` takes it on the model's device). ``counts``: a list that
+    gets the number of objects kept in each image appended.
     """
     if min_confidence is not None:
-        _checked_confidence(min_confidence)  # before any work
-    class_names = list(getattr(model, "class_names", []) or [])
-    if hasattr(model, "detect_union"):
-        ids = None if classes is None else _class_ids(classes, class_names)
-        unions, kept = model.detect_union(images, class_ids=ids, min_confidence=min_confidence,
-                                          batch_size=len(images), return_counts=True)
-        unions = list(unions)
-    else:
-        results = _detect(model, images)
-        if classes is not None or min_confidence is not None:
-            results = [filter_detections(r, class_names, classes=classes, min_confidence=min_confidence)
-                       for r in results]
-        unions = [mask_union(r["masks"], height=im.shape[0], width=im.shape[1]) for im, r in zip(images, results)]
-        kept = [int(np.asarray(r["masks"]).shape[-1]) for r in results]
+        check_min_confidence(min_confidence)  # before any work
+    ids = None if classes is None else _class_ids(classes, model.class_names)
+    unions, kept = model.detect_union(images, class_ids=ids, min_confidence=min_confidence, batch_size=len(images),
+                                      return_counts=True)
     if len(unions) != len(images) or len(kept) != len(images):
         raise MaskRCNNError(f"model returned {len(unions)} results for {len(images)} images")
     if counts is not None:
         counts.extend(int(k) for k in kept)
-    return unions
+    return list(unions)
 
 
-def _check_min_confidence(model: Any, min_confidence: float | None) -> None:
-    floor = getattr(getattr(model, "config", None), "DETECTION_MIN_CONFIDENCE", None)
-    if min_confidence is not None and floor is not None and min_confidence < floor:
+def _check_min_confidence(model: Detector, min_confidence: float | None) -> None:
+    if min_confidence is None:
+        return
+    floor = model.config.DETECTION_MIN_CONFIDENCE
+    if min_confidence < floor:
         warnings.warn(
             f"min_confidence={min_confidence} is below the model's DETECTION_MIN_CONFIDENCE={floor}: "
             "detections under that are already dropped by the model; set model.config.DETECTION_MIN_CONFIDENCE "
@@ -284,7 +277,7 @@ def _check_min_confidence(model: Any, min_confidence: float | None) -> None:
 
 
 def detect_and_color_splash(
-    model: Any,
+    model: Detector,
     image_path: str | os.PathLike[str] | None = None,
     video_path: str | os.PathLike[str] | None = None,
     out_path: str | os.PathLike[str] | None = None,
@@ -311,10 +304,9 @@ def detect_and_color_splash(
         raise MaskRCNNError("detect_and_color_splash: give exactly one of image_path or video_path")
     if batch_size < 1:
         raise MaskRCNNError(f"batch_size must be >= 1, got {batch_size}")
-    class_names = list(getattr(model, "class_names", []) or [])
     if classes is not None:
         classes = list(classes)
-        _class_ids(classes, class_names)  # fail before any work on an unknown class
+        _class_ids(classes, model.class_names)  # fail before any work on an unknown class
     _check_min_confidence(model, min_confidence)
 
     if image_path is not None:

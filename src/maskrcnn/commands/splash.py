@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import check_min_confidence
 from ..errors import MaskRCNNError
 from . import add_inference_arguments, inference_options
 
@@ -52,8 +53,8 @@ def _classes(text: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise MaskRCNNError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
-        raise MaskRCNNError(f"--min-confidence must be in [0, 1], got {args.min_confidence}")
+    if args.min_confidence is not None:
+        check_min_confidence(args.min_confidence, "--min-confidence")
     source = Path(args.image or args.video)
     option = "--image" if args.image else "--video"
     if source.is_dir():
