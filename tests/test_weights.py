@@ -176,6 +176,8 @@ def test_sniff_recognizes_torch_files(tmp_path):
     torch.save({"a": torch.zeros(1)}, tmp_path / "new.pth")
     torch.save({"a": torch.zeros(1)}, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
     assert W.sniff(tmp_path / "new.pth") == "zip" and W.sniff(tmp_path / "old.pth") == "pickle"
+    (tmp_path / "model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    assert W.sniff(tmp_path / "model.h5") == "hdf5"  # its own kind: a reader for it plugs into the weights rule
     assert torch.equal(W.read_checkpoint(tmp_path / "old.pth")["a"], torch.zeros(1))
 
 

@@ -142,9 +142,10 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 
 
 def sniff(path: str | os.PathLike) -> str:
-    """What the file at ``path`` holds, from its first bytes: ``"zip"`` (``torch.save``'s format) or
-    ``"pickle"`` (the legacy format, or a plain pickle); anything else raises :class:`WeightsError`
-    saying what the file is instead (missing, a folder, empty, HDF5, text, unrecognized bytes)."""
+    """What the file at ``path`` holds, from its first bytes: ``"zip"`` (``torch.save``'s format),
+    ``"pickle"`` (the legacy format, or a plain pickle) or ``"hdf5"`` (Keras ``.h5`` weights, which
+    :func:`read_checkpoint` does not read); anything else raises :class:`WeightsError` saying what the
+    file is instead (missing, a folder, empty, text, unrecognized bytes)."""
     path = Path(path)
     if path.is_dir():
         raise WeightsError(f"{path}: is a folder, not a weights file")
@@ -161,10 +162,9 @@ def sniff(path: str | os.PathLike) -> str:
         return "zip"
     if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:  # PROTO opcode and a protocol number
         return "pickle"
-    expected = "expected a file written by torch.save (.pth)"
     if head.startswith(_HDF5):
-        raise WeightsError(f"{path}: not a PyTorch checkpoint but an HDF5 file (Keras .h5 weights?), which this "
-                           f"version does not read; {expected}")
+        return "hdf5"
+    expected = "expected a file written by torch.save (.pth)"
     text = _as_text(head)
     if text is not None:
         first = text.strip().splitlines()[0][:40] if text.strip() else ""
@@ -189,6 +189,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     weights_only=True)``, with one clear error per failure."""
     path = Path(path)
     kind = sniff(path)
+    if kind not in ("zip", "pickle"):
+        raise WeightsError(f"{path}: not a PyTorch checkpoint but an {kind.upper()} file (Keras .h5 weights?), which "
+                           f"this version does not read; expected a file written by torch.save (.pth)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" etc.

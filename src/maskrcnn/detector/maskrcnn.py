@@ -278,8 +278,9 @@ class MaskRCNN:
         if is_fused(self.network):
             raise WeightsError(f"{path}: this model's BatchNorm layers were folded into its convolutions for "
                                f"inference (prepare_for_inference / fuse_frozen_bn); save the original model")
+        run = {"run_dir": str(self.log_dir)} if self.log_dir is not None else {}
         return write_checkpoint(path, self.network.state_dict(), epoch=self.epoch if epoch is None else epoch,
-                                **self.checkpoint_fields(), **(extra or {}))
+                                **self.checkpoint_fields(), **run, **(extra or {}))
 
     # ------------------------------------------------------------------ matterport API: training
     def find_last(self) -> Path:

@@ -39,7 +39,7 @@ from .. import config as config_module
 from ..config import Config, TorchvisionConfig
 from ..errors import WeightsError
 from ..training.rundir import find_last, run_folder_of
-from ..weights import coco_file, detect_format, is_ours, read_checkpoint, training_state
+from ..weights import coco_file, detect_format, is_ours, read_checkpoint, sniff, training_state
 from .run import RunState
 
 NAMES = ("coco", "imagenet", "last", "none")
@@ -141,12 +141,21 @@ def resolve_weights(weights: str | os.PathLike | Weights, *, model_dir: str | os
 
 
 def _read(path: Path) -> dict[str, Any]:
-    """A weights file's content, by what :func:`~maskrcnn.weights.sniff` says it is (via
-    :func:`~maskrcnn.weights.read_checkpoint`, which sniffs first and refuses what it cannot read)."""
-    checkpoint = read_checkpoint(path)
+    """A weights file's content, read by the reader of what :func:`~maskrcnn.weights.sniff` says it is.
+
+    The place where formats plug in: a reader returns a checkpoint dict (ours, or a state dict that
+    :func:`~maskrcnn.weights.detect_format` knows). Kinds without a reader (HDF5, today) are refused by
+    :func:`~maskrcnn.weights.read_checkpoint`, naming the file and what it is.
+    """
+    reader = _READERS.get(sniff(path), read_checkpoint)
+    checkpoint = reader(path)
     if is_ours(checkpoint) and not isinstance(checkpoint.get("model"), dict):
         raise WeightsError(f"{path}: maskrcnn checkpoint without a 'model' state_dict")
     return checkpoint
+
+
+#: file kind (:func:`~maskrcnn.weights.sniff`) -> reader
+_READERS = {"zip": read_checkpoint, "pickle": read_checkpoint}
 
 
 def _config_class(name: str | None) -> type[Config]:
