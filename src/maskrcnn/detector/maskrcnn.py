@@ -308,7 +308,7 @@ class MaskRCNN:
                        epochs=epochs, layers=layers, augmentation=augmentation, logs_dir=self.model_dir,
                        name=self.config.NAME, resume=self._run_start(), detector=self,
                        model_fields=self.checkpoint_fields, hooks=[tracker, *options.pop("hooks", ())], **options)
-        self.run = RunState(run_dir=result.run_dir, epoch=result.epoch)
+        self.run = RunState(run_dir=result.run_dir, epoch=result.epoch) if result.epoch > 0 else RunState()
         return result
 
     def _run_start(self) -> RunStart | None:
