@@ -46,7 +46,7 @@ def test_demo_writes_every_output_and_says_what_the_model_achieved(demo_run):
     from maskrcnn.detector import MaskRCNN
 
     out, printed = demo_run
-    assert re.search(r"mask mAP@0\.5 = \d\.\d{3}", printed)
+    assert re.search(r"mask mAP@0\.5 = \d\.\d{3} .*COCO AP50 of the detections scoring >= 0\.05\)", printed)
     assert re.search(r"done in \d+ s: the model \(4 steps\) reached mask mAP@0\.5 = \d\.\d{3} on 2 held-out images "
                      r"and found \d+ objects in 4 images \(\d+ in their ground truth\)", printed)
     for name in ("index.html", "README.txt", "model.pt", "config.yaml", "training.json", "evaluation.json",
@@ -70,6 +70,7 @@ def test_demo_writes_every_output_and_says_what_the_model_achieved(demo_run):
         assert Image.open(files[0]).size == (size, size)
     assert len(list((out / "detections" / "labelme").glob("*.json"))) == 4
     model = MaskRCNN.from_weights(out / "model.pt", device="cpu")
+    assert model.config.DETECTION_MIN_CONFIDENCE == 0.5  # the evaluation's lower threshold was not kept
     assert model.class_names == ["BG", "square", "circle", "triangle"]
     assert model.config.BACKBONE == "resnet18" and model.config.TOP_DOWN_PYRAMID_SIZE == 64
     assert '<section id="weights">' in (out / "inspect.html").read_text()
