@@ -404,4 +404,7 @@ def _image_tensor(image: Any, index: int) -> Tensor:
         image = image[:, :, :3]
     elif channels != 3:
         raise ImageError(f"images[{index}]: {channels} channels; expected 3 (RGB), 1 (gray) or 4 (RGBA)")
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:  # e.g. np.asarray(PIL image): torch.from_numpy warns on read-only memory
+        image = image.copy()
+    return torch.from_numpy(image).permute(2, 0, 1)
