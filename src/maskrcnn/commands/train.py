@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from . import add_dataset_path
+
 LAYERS_HELP = "heads, 3+, 4+, 5+, all (matterport's presets) or a regex over parameter names (default: heads)"
 
 
@@ -45,13 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.epilog = EPILOG.format(presets="\n".join(f"  {k:5} {v}" for k, v in sorted(DESCRIPTIONS.items())))
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--dataset", required=True, metavar="PATH",
-                        help="dataset folder or annotation file, or shapes[:COUNT[:SIZE[:SEED]]]")
-    parser.add_argument("--format", default="auto", help="auto, via, coco, labelme, masks, shapes (default auto)")
-    parser.add_argument("--class-attribute", default=None, metavar="NAME",
-                        help="VIA region attribute holding the class name (default: one implicit class)")
-    parser.add_argument("--annotations", default=None, metavar="FILE",
-                        help="annotation file name inside the dataset folder ('{subset}' is replaced)")
+    add_dataset_path(parser, flag="--dataset")
     parser.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                         help="without a val/ folder: hold out this fraction for validation (0: none; default 0.1)")
     parser.add_argument("--preset", default=None, metavar="NAME",
@@ -92,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _dataset_name(path: str) -> str:
-    if path == "shapes" or path.startswith("shapes:"):
+    from ..data.loading import is_shapes_spec
+
+    if is_shapes_spec(path):
         return "shapes"
     p = os.path.abspath(path)
     if os.path.isfile(p):

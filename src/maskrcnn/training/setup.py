@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, read_config_file
 from ..errors import ConfigError, DatasetError
 from .options import EXTRA_ATTRIBUTES
 
@@ -62,23 +62,6 @@ def split_training_attributes(values: dict[str, Any], config_class: type = Confi
     known = set(config_class.attribute_names())
     training = {k: v for k, v in values.items() if k in EXTRA_ATTRIBUTES and k not in known}
     return {k: v for k, v in values.items() if k not in training}, training
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of ATTRIBUTE: value, got {type(data).__name__}")
-    return data
 
 
 def build_config(*, config_file: str | Path | None = None, sets: Sequence[str] | None = None,
@@ -148,15 +131,12 @@ def load_train_val(path: str | Path, *, format: str = "auto", class_attribute: s
                    split_seed: int = 0) -> TrainValData:
     """``train`` and ``val`` sub-folders (or shapes specs) when present; else the dataset at ``path``
     split by ``val_fraction`` (None or 0: no validation)."""
-    from ..data.loading import find_subsets, load_dataset, resolve_dataset
+    from ..data.loading import find_subsets, is_shapes_spec, load_dataset, resolve_dataset
 
-    text = str(path)
-    is_shapes = format == "shapes" or (format == "auto" and (text == "shapes" or text.startswith("shapes:"))
-                                       and not Path(text).exists())
     kwargs = {"format": format, "class_attribute": class_attribute, "annotations": annotations}
-    if is_shapes:
-        train = load_dataset(text, format="shapes", subset="train")
-        val = load_dataset(text, format="shapes", subset="val")
+    if is_shapes_spec(path, format):
+        train = load_dataset(path, format="shapes", subset="train")
+        val = load_dataset(path, format="shapes", subset="val")
         return TrainValData(train, val)
     folder = Path(path)
     subsets = find_subsets(folder, format=format, annotations=annotations) if folder.is_dir() else {}
