@@ -1,6 +1,6 @@
 """Benchmark: the demo's recipe (Mask R-CNN from scratch on synthetic shapes, CPU), a fixed number of steps.
 
-    python benchmarks/train_shapes.py                      # the demo's steps, 2 threads
+    python benchmarks/train_shapes.py                      # the demo's steps and threads
     python benchmarks/train_shapes.py --steps 800 --threads 2 --json out.json
 
 Trains exactly what ``maskrcnn demo`` trains (:class:`maskrcnn.apps.demo.ShapesDemoConfig`: the
@@ -8,8 +8,8 @@ presets' CPU model — ResNet-18 + GroupNorm, narrow heads — on 64 px shapes, 
 cosine decay over ``--steps``; :func:`maskrcnn.apps.demo.train_demo_model`), then evaluates it on
 ``--val-images`` held-out images: matterport's mask mAP@0.5 (``evaluate_voc``) and COCO bbox/segm
 AP. The result depends on the seed and the steps, not on the machine's speed. Prints the losses
-every tenth of the run, the wall and CPU seconds of training (CPU seconds / threads estimates the
-wall time of an idle machine) and the final metrics.
+every tenth of the run, the wall and CPU seconds of training (with one thread, the CPU seconds
+estimate the wall time of an idle machine) and the final metrics.
 
 ``EpochTable``, ``Replan`` and ``seconds_per_step`` serve ``train_balloon.py`` (time-boxed).
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from maskrcnn.apps.demo import DEMO_STEPS, ShapesDemoConfig, demo_datasets, train_demo_model
+from maskrcnn.apps.demo import DEMO_STEPS, DEMO_THREADS, ShapesDemoConfig, demo_datasets, train_demo_model
 from maskrcnn.config import Config
 from maskrcnn.detector import MaskRCNN
 from maskrcnn.evaluation.coco_eval import evaluate_model
@@ -99,7 +99,8 @@ class Replan(Hook):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"training steps (default {DEMO_STEPS}, the demo's)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=DEMO_THREADS,
+                        help=f"torch threads (default {DEMO_THREADS}, the demo's)")
     parser.add_argument("--val-images", type=int, default=50, help="held-out images (default 50)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--logs", default=None, help="run folder parent (default: a temporary folder)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from PIL import Image
 
 import maskrcnn.apps.demo as demo
@@ -97,15 +98,17 @@ def test_the_amount_of_training_does_not_depend_on_the_machines_pace(demo_run, t
     monkeypatch.setattr(time, "monotonic", clock)
     monkeypatch.setattr(time, "perf_counter", clock)
     out = tmp_path / "slow"
+    threads = torch.get_num_threads()
     assert main(["demo", "--out", str(out)]) == 0
     monkeypatch.undo()
+    assert torch.get_num_threads() == threads  # the demo's one thread was for the demo only
     assert clock.readings > 10  # the demo did look at the (slow) clock
     slow = json.loads((out / "training.json").read_text())["steps"]
     fast = json.loads((fast_out / "training.json").read_text())["steps"]
     assert len(slow) == len(fast) == TINY["DEMO_STEPS"]
     for a, b in zip(slow, fast):
         assert {k: v for k, v in a.items() if k != "time_s"} == {k: v for k, v in b.items() if k != "time_s"}
-    assert "4 steps of 8 images, seed 0" in capsys.readouterr().out
+    assert "4 steps of 8 images, seed 0, 1 thread(s)" in capsys.readouterr().out
 
 
 def test_a_time_box_stops_training_and_says_so(tmp_path, monkeypatch, capsys):

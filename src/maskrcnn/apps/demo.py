@@ -47,6 +47,9 @@ __all__ = ["DemoResult", "ShapesDemoConfig", "SMALL_CPU_OVERRIDES", "run_demo", 
 #: The demo's fixed amount of work: training steps of IMAGES_PER_GPU images, and held-out images evaluated.
 DEMO_STEPS = 400
 EVAL_IMAGES = 50
+#: Torch threads: at these sizes a second thread gains little, and while another program holds a core the
+#: threads of one step wait for each other (measured: 12x slower on a 2-core machine with one busy core).
+DEMO_THREADS = 1
 #: Score threshold of the detections the mAP counts (COCO practice: AP integrates over the scores, so
 #: low-scoring detections only add recall); the pictures and splashes show those >= DETECTION_MIN_CONFIDENCE.
 EVAL_MIN_CONFIDENCE = 0.05
@@ -75,7 +78,7 @@ class ShapesDemoConfig(Config):
     TRAIN_ROIS_PER_IMAGE = 32
     PRE_NMS_LIMIT = 500
     POST_NMS_ROIS_TRAINING = 200
-    POST_NMS_ROIS_INFERENCE = 100
+    POST_NMS_ROIS_INFERENCE = 250
     # The schedule: AdamW, warmup, cosine decay to the last step.
     LEARNING_RATE = 0.002
     OPTIMIZER = "adamw"
@@ -179,6 +182,7 @@ def run_demo(
     steps: int | None = None,
     eval_images: int | None = None,
     minutes: float | None = None,
+    threads: int = DEMO_THREADS,
     seed: int = 0,
     device: str | None = "cpu",
     progress: bool = True,
@@ -186,8 +190,22 @@ def run_demo(
 ) -> DemoResult:
     """Run the offline demo into ``out_dir``: ``steps`` training steps (default :data:`DEMO_STEPS`) and
     ``eval_images`` held-out images (default :data:`EVAL_IMAGES`), see the module doc. ``minutes``: a time
-    box for the whole demo (training stops when the time left is needed for the rest). ``progress``: tqdm
-    bars for training and evaluation."""
+    box for the whole demo (training stops when the time left is needed for the rest). ``threads``: torch
+    threads while the demo runs (the previous number after). ``progress``: tqdm bars for training and
+    evaluation."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        return _run_demo(out_dir, steps=steps, eval_images=eval_images, minutes=minutes, seed=seed, device=device,
+                         progress=progress, log=log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_demo(out_dir: str | os.PathLike, *, steps: int | None, eval_images: int | None, minutes: float | None,
+              seed: int, device: str | None, progress: bool, log: Callable[[str], None]) -> DemoResult:
     import torch
 
     from ..detector import MaskRCNN
@@ -219,7 +237,7 @@ def run_demo(
         time_limit = max(float(minutes) * 60.0 - _RESERVE_S - (time.monotonic() - start), 1.0)
     box = f", stopped after {time_limit:.0f} s (time box)" if time_limit is not None else ""
     log(f"[2/5] training {config.BACKBONE} ({config.backbone_norm}) from scratch: {steps} steps of "
-        f"{config.IMAGES_PER_GPU} images, seed {seed}{box}")
+        f"{config.IMAGES_PER_GPU} images, seed {seed}, {torch.get_num_threads()} thread(s){box}")
     train_start = time.monotonic()
     steps_log = train_demo_model(model, train_set, seed=seed, progress=progress, time_limit=time_limit)
     for checkpoint in (out / "logs").glob("*/*.pth"):

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=None, metavar="X",
                         help="a time box for the whole demo instead: training stops when the rest needs the time "
                              "left (the model then depends on the machine's speed)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads (default 1: a second thread gains little here, and waits for a busy core)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
@@ -33,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.minutes is not None and not args.minutes > 0:
         raise MaskRCNNError(f"--minutes {args.minutes}: must be positive")
-    for name in ("steps", "eval_images"):
+    for name in ("steps", "eval_images", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise MaskRCNNError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be at least 1")
+    threads = {} if args.threads is None else {"threads": args.threads}
     run_demo(args.out, steps=args.steps, eval_images=args.eval_images, minutes=args.minutes, seed=args.seed,
-             device=args.device)
+             device=args.device, **threads)
     return 0
