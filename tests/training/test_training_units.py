@@ -97,6 +97,24 @@ def test_build_optimizer_kinds():
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
     adamw = build_optimizer(net, TrainOptions(learning_rate=0.1, optimizer="adamw", adam_betas=(0.8, 0.9)))
     assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["betas"] == (0.8, 0.9)
+    assert adamw.defaults["fused"] is True  # one pass per tensor: the CPU default loops over tensors in Python
+
+
+def test_fused_adamw_steps_like_the_reference_loop():
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+            for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = build_optimizer(nets[0], TrainOptions(learning_rate=0.01, optimizer="adamw"))
+    loop = torch.optim.AdamW(parameter_groups(nets[1], TrainOptions(learning_rate=0.01).weight_decay), lr=0.01, foreach=False)
+    x = torch.randn(2, 3, 8, 8)
+    for _ in range(3):
+        for net, opt in zip(nets, (fused, loop)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- options
