@@ -1,4 +1,4 @@
-"""``maskrcnn demo``: the whole cycle offline, on CPU, in about five minutes — the same model on any machine.
+"""``maskrcnn demo``: the whole cycle offline, on CPU (about 8 minutes on 2 idle cores), the same model on any machine.
 
 :func:`run_demo` makes a synthetic shapes dataset, trains a small Mask R-CNN from scratch
 (the CPU model of :mod:`maskrcnn.presets`: ResNet-18 with GroupNorm, narrow heads) for a
@@ -62,7 +62,8 @@ SHOWN_IMAGES = 4
 @with_cpu_model
 class ShapesDemoConfig(Config):
     """matterport's ShapesConfig at CPU scale: the presets' CPU model on 64-pixel images, the recipe that
-    reaches mask mAP@0.5 >= 0.9 in the fewest CPU seconds (``benchmarks/train_shapes.py`` trains it too)."""
+    gave the best mask mAP@0.5 per CPU second in a short search: 0.74 after 400 steps, see BENCHMARKS.md
+    (``benchmarks/train_shapes.py`` trains it too)."""
 
     NAME = "shapes_demo"
     NUM_CLASSES = 1 + 3  # background + square, circle, triangle
