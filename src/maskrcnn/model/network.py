@@ -105,9 +105,9 @@ class MaskRCNNNetwork(nn.Module, Probed):
 
     def check_config(self) -> None:
         """Raise :class:`ConfigError` when a value the network was built from changed on its config."""
-        if _network_values(self.config) == self._built_with:
-            return
         now = _network_values(self.config)
+        if now == self._built_with:
+            return
         key = next(k for k in NETWORK_ATTRIBUTES if now[k] != self._built_with[k])
         raise ConfigError(
             f"config.{key} changed from {self._built_with[key]!r} to {now[key]!r} after the model was built; "
