@@ -25,7 +25,10 @@ Formats:
   two RPN convs, a conv box head) is recognized and refused with an explanation: its heads have
   no counterpart in this architecture;
 * torchvision ImageNet ResNet classification state dicts: loaded into ``backbone.body``
-  (``fc.*`` dropped); everything else is reported missing, as expected.
+  (``fc.*`` dropped); everything else is reported missing, as expected;
+* matterport's Keras 2 ``.h5`` weights (:mod:`maskrcnn.matterport_h5`, a checkpoint dict of format
+  ``"matterport_h5"``): mapped by matterport's layer names onto a network built with
+  ``ARCHITECTURE = "matterport"``; the file's layers without a module are listed in the report.
 
 Anything else — a file that would run code when unpickled, random bytes, a classification
 model of another depth, a ResNet-101 Mask R-CNN into a ResNet-50 model — raises one
@@ -164,7 +167,7 @@ def sniff(path: str | os.PathLike) -> str:
         return "pickle"
     if head.startswith(_HDF5):
         return "hdf5"
-    expected = "expected a file written by torch.save (.pth)"
+    expected = "expected a file written by torch.save (.pth) or matterport's Keras .h5 weights"
     text = _as_text(head)
     if text is not None:
         first = text.strip().splitlines()[0][:40] if text.strip() else ""
@@ -190,8 +193,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     kind = sniff(path)
     if kind not in ("zip", "pickle"):
-        raise WeightsError(f"{path}: not a PyTorch checkpoint but an {kind.upper()} file (Keras .h5 weights?), which "
-                           f"this version does not read; expected a file written by torch.save (.pth)")
+        raise WeightsError(f"{path}: not a PyTorch checkpoint but an {kind.upper()} file (Keras .h5 weights?); "
+                           f"load_weights and MaskRCNN.load_weights read matterport's .h5 weights, read_checkpoint "
+                           f"only files written by torch.save (.pth)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Detected pickle protocol 4" etc.
@@ -263,6 +267,8 @@ def detect_format(obj: dict[str, Any]) -> str:
     ``"imagenet_resnet"``, ``"state_dict"`` (already in our names) or ``"unknown"``."""
     if is_ours(obj):
         return "maskrcnn"
+    if obj.get("format") == "matterport_h5":
+        return "matterport_h5"
     keys = [k for k, v in obj.items() if isinstance(v, torch.Tensor)]
     if not keys:
         return "unknown"
@@ -325,6 +331,20 @@ def exclude_prefixes(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
+def _matterport_layers(exclude: str | Iterable[str] | None) -> set[str]:
+    """The matterport layer names that ``exclude`` implies (``"class_specific"``: the four class-specific ones)."""
+    if exclude is None:
+        return set()
+    items = [exclude] if isinstance(exclude, str) else list(exclude)
+    names: set[str] = set()
+    for item in items:
+        if item in ("class_specific", "heads"):
+            names.update(MATTERPORT_NAMES)
+        elif item in MATTERPORT_NAMES:
+            names.add(item)
+    return names
+
+
 # ---------------------------------------------------------------------- loading
 def load_weights(
     network: nn.Module,
@@ -351,8 +371,15 @@ def load_weights(
     else:
         path = Path(source)
         label = label or str(path)
-        obj = read_checkpoint(path)
+        if sniff(path) == "hdf5":
+            from .matterport_h5 import read_h5_checkpoint
+
+            obj = read_h5_checkpoint(path)
+        else:
+            obj = read_checkpoint(path)
     fmt = detect_format(obj)
+    if fmt == "matterport_h5":
+        return _load_h5(network, obj, label=label, exclude=exclude, strict=strict)
     partial = False
     eps: float | None = None
     if fmt == "maskrcnn":
@@ -390,10 +417,31 @@ def load_weights(
     return report
 
 
+def _load_h5(network: nn.Module, obj: dict[str, Any], *, label: str, exclude, strict: bool) -> LoadReport:
+    """matterport's ``.h5`` layers (read by :func:`maskrcnn.matterport_h5.read_h5_checkpoint`) into ``network``."""
+    from .matterport_h5 import h5_to_state_dict
+
+    state, h5 = h5_to_state_dict(obj["layers"], network, exclude=exclude, strict=strict, label=label)
+    network.load_state_dict(state, strict=False)
+    report = LoadReport(source=label, format="matterport_h5", loaded=sorted(state), missing=h5.missing)
+    report.skipped = [f"{layer} (layer)" for layer in h5.skipped]
+    if h5.unused:
+        report.notes.append(f"{len(h5.unused)} layers of the file have no place in the model (not loaded): "
+                            f"{_short(h5.unused)}")
+    if h5.description is not None and h5.description.backbone_only:
+        report.notes.append("the file holds a backbone only (Keras' ImageNet ResNet?): the rest keeps its "
+                            "initialization")
+    log.info("%s", report)
+    return report
+
+
 def _load_state(model: nn.Module, state: dict[str, Any], *, label: str, fmt: str, exclude, strict: bool,
                 partial: bool) -> LoadReport:
     own = model.state_dict()
     prefixes = exclude_prefixes(exclude)
+    layers = _matterport_layers(exclude)
+    if layers:  # matterport's layer names also name the modules of a matterport-flavoured network
+        prefixes += tuple(k for k in own if "." in k and k.rsplit(".", 1)[0].rsplit(".", 1)[-1] in layers)
     report = LoadReport(source=label, format=fmt)
     to_load: dict[str, torch.Tensor] = {}
     unexpected, mismatched = [], []

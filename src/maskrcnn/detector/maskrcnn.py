@@ -41,7 +41,8 @@ from ..training.rundir import checkpoint_of_epoch, find_last
 from ..training.trainer import Hook
 from ..weights import LoadReport, imagenet_file, load_weights, read_checkpoint, training_state, write_checkpoint
 from .run import RunState
-from .weights_rule import Weights, resolve_weights
+from ..matterport_h5 import H5_FORMAT
+from .weights_rule import Weights, placeholder_class_names, resolve_weights
 
 
 class MaskRCNN:
@@ -238,14 +239,19 @@ class MaskRCNN:
                      class_names: Sequence[str] | None = None) -> MaskRCNN:
         """The detector that ``weights`` describe: our checkpoint rebuilds its own model (config, class
         names, run); torchvision's COCO Mask R-CNN (the file, or ``"coco"``) gives a
-        :class:`~maskrcnn.config.TorchvisionConfig` model with COCO's names. ``config`` / ``class_names``
-        are needed for weights that carry none (``imagenet``, ``none``, an ImageNet ResNet file) and
-        override what the weights carry otherwise."""
+        :class:`~maskrcnn.config.TorchvisionConfig` model with COCO's names; matterport's ``.h5`` (the file,
+        or ``"matterport-coco"``) a :class:`~maskrcnn.config.MatterportConfig` model of the file's BACKBONE
+        and NUM_CLASSES, named ``BG, class_1, …`` (``matterport-coco``: COCO's names) unless
+        ``class_names`` are given. ``config`` / ``class_names`` are needed for weights that carry none
+        (``imagenet``, ``none``, an ImageNet ResNet file) and override what the weights carry otherwise."""
         choice = resolve_weights(weights, model_dir=model_dir, name=None if config is None else config.NAME)
         config = config if config is not None else choice.config()
         if config is None:
             raise WeightsError(_no_config_message(choice))
-        model = cls(config, class_names=class_names or choice.class_names(), device="cpu", model_dir=model_dir)
+        names = class_names or choice.class_names()
+        if names is None and choice.format == H5_FORMAT:
+            names = placeholder_class_names(config.NUM_CLASSES)
+        model = cls(config, class_names=names, device="cpu", model_dir=model_dir)
         model.load_weights(choice)
         return model.to(device)
 

@@ -8,12 +8,15 @@
 ==============  ==============================================================================
 ``none``        nothing is loaded: the network keeps its (random) initialization; a new run
 ``coco``        torchvision's COCO ``maskrcnn_resnet50_fpn`` file (downloaded once, cached)
+``matterport-coco``  matterport's COCO release ``mask_rcnn_coco.h5`` (downloaded once, cached; ResNet-101,
+                81 classes with COCO's names)
 ``imagenet``    torchvision's ImageNet ResNet of the model's depth (the backbone's trunk only)
 ``last``        the last checkpoint of the newest run of the config's NAME under the logs folder
                 (matterport's ``find_last``): its weights, and the run continues
 a file path     recognized by its content (:func:`maskrcnn.weights.sniff` and
                 :func:`~maskrcnn.weights.detect_format`), never by its name or an error text:
-                our checkpoint, a torchvision Mask R-CNN state dict, a torchvision ImageNet ResNet
+                our checkpoint, a torchvision Mask R-CNN state dict, a torchvision ImageNet ResNet,
+                matterport's Keras 2 ``.h5`` weights
 ==============  ==============================================================================
 
 What a file carries:
@@ -23,7 +26,10 @@ What a file carries:
   written by training and still in its run folder, the run: :meth:`Weights.run` (the folder and
   epoch that ``train()`` continues, as matterport's ``load_weights`` sets them from the path);
 * **torchvision's Mask R-CNN**: :class:`~maskrcnn.config.TorchvisionConfig` and COCO's 91 names;
-* **an ImageNet ResNet**: nothing but the trunk; the model needs a config of its own.
+* **an ImageNet ResNet**: nothing but the trunk; the model needs a config of its own;
+* **matterport's .h5**: a :class:`~maskrcnn.config.MatterportConfig` with the file's BACKBONE (from its
+  res4 block count) and NUM_CLASSES (``mrcnn_class_logits``); no class names (``matterport-coco``: COCO's
+  81): :func:`placeholder_class_names` ``BG, class_1, …`` unless the user gives them.
 
 New formats plug in at :func:`_read` (the content sniffer says what a file is).
 """
@@ -39,10 +45,13 @@ from .. import config as config_module
 from ..config import Config, TorchvisionConfig
 from ..errors import WeightsError
 from ..training.rundir import find_last, run_folder_of
+from ..matterport_h5 import H5_FORMAT, read_h5_checkpoint
 from ..weights import coco_file, detect_format, is_ours, read_checkpoint, sniff, training_state
 from .run import RunState
 
-NAMES = ("coco", "imagenet", "last", "none")
+NAMES = ("coco", "matterport-coco", "imagenet", "last", "none")
+#: matterport's COCO weights (the v2.0 release asset), ResNet-101, 81 classes.
+MATTERPORT_COCO_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 
 
 @dataclass
@@ -83,6 +92,8 @@ class Weights:
             return _config_class(self.checkpoint.get("config_class")).from_dict(values, source=self.label)
         if self.format == "torchvision_maskrcnn":
             return TorchvisionConfig()
+        if self.format == H5_FORMAT:
+            return _h5_config(self)
         return None
 
     def class_names(self) -> list[str] | None:
@@ -94,7 +105,20 @@ class Weights:
             from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
 
             return list(MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+        if self.format == H5_FORMAT and self.is_matterport_coco:
+            return coco_class_names()
         return None
+
+    @property
+    def is_matterport_coco(self) -> bool:
+        """matterport's COCO release file (by the name ``matterport-coco``, or its file name with 81 classes)."""
+        if self.format != H5_FORMAT:
+            return False
+        if self.spec == "matterport-coco":
+            return True
+        description = (self.checkpoint or {}).get("description")
+        return (self.path is not None and self.path.name == os.path.basename(MATTERPORT_COCO_URL)
+                and getattr(description, "num_classes", None) == 81)
 
     def run(self) -> RunState:
         """The run these weights continue: a training checkpoint that still lies in its run folder gives
@@ -127,6 +151,8 @@ def resolve_weights(weights: str | os.PathLike | Weights, *, model_dir: str | os
         return Weights(spec, "imagenet", format="imagenet_resnet")
     if spec == "coco":
         path = coco_file()
+    elif spec == "matterport-coco":
+        path = matterport_coco_file()
     elif spec == "last":
         if not name:
             raise WeightsError("last: the last checkpoint of which run? give the config's NAME (or the checkpoint file)")
@@ -144,8 +170,9 @@ def _read(path: Path) -> dict[str, Any]:
     """A weights file's content, read by the reader of what :func:`~maskrcnn.weights.sniff` says it is.
 
     The place where formats plug in: a reader returns a checkpoint dict (ours, or a state dict that
-    :func:`~maskrcnn.weights.detect_format` knows). Kinds without a reader (HDF5, today) are refused by
-    :func:`~maskrcnn.weights.read_checkpoint`, naming the file and what it is.
+    :func:`~maskrcnn.weights.detect_format` knows): torch files (zip, pickle) by
+    :func:`~maskrcnn.weights.read_checkpoint`, HDF5 (matterport's Keras ``.h5``) by
+    :func:`~maskrcnn.matterport_h5.read_h5_checkpoint`.
     """
     reader = _READERS.get(sniff(path), read_checkpoint)
     checkpoint = reader(path)
@@ -155,7 +182,55 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 #: file kind (:func:`~maskrcnn.weights.sniff`) -> reader
-_READERS = {"zip": read_checkpoint, "pickle": read_checkpoint}
+_READERS = {"zip": read_checkpoint, "pickle": read_checkpoint, "hdf5": read_h5_checkpoint}
+
+
+def matterport_coco_file() -> Path:
+    """matterport's ``mask_rcnn_coco.h5`` from the package's download cache (downloaded once; offline, the
+    :class:`~maskrcnn.errors.DownloadError` names the URL and where to place the file)."""
+    from ..download import fetch
+
+    return fetch(MATTERPORT_COCO_URL)
+
+
+def coco_class_names() -> list[str]:
+    """matterport's 81 COCO class names: ``BG`` and the 80 categories (torchvision's list without its
+    ``N/A`` gaps: the same names, in matterport's ``class_names`` order)."""
+    from torchvision.models.detection import MaskRCNN_ResNet50_FPN_Weights
+
+    names = MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+    return ["BG"] + [n for n in names[1:] if n != "N/A"]
+
+
+def placeholder_class_names(num_classes: int) -> list[str]:
+    """``BG, class_1, …, class_{N-1}``: the names of a model whose weights carry none (matterport's .h5)."""
+    return ["BG"] + [f"class_{i}" for i in range(1, int(num_classes))]
+
+
+def class_names_note(choice: Weights, num_classes: int) -> str:
+    """The one-line note when a model's class names are placeholders."""
+    last = f"class_{num_classes - 1}"
+    return (f"{choice.label}: the file holds no class names; the {num_classes - 1} classes are named class_1 … "
+            f"{last} (pass --class-names a,b,c or a text file with one name per line)")
+
+
+def _h5_config(choice: Weights) -> Config:
+    """A MatterportConfig with the BACKBONE and NUM_CLASSES that a matterport .h5 file says."""
+    klass = getattr(config_module, "MatterportConfig", None)
+    if klass is None:
+        raise WeightsError(f"{choice.label}: matterport .h5 weights need MatterportConfig, which this version of "
+                           f"maskrcnn.config does not define")
+    description = choice.checkpoint["description"]
+    if description.backbone is None:
+        raise WeightsError(f"{choice.label}: cannot tell the backbone: {description.res4_blocks} res4 blocks "
+                           f"(matterport: 6 for resnet50, 23 for resnet101)")
+    if description.num_classes is None:
+        raise WeightsError(f"{choice.label}: the file has no mrcnn_class_logits layer (a backbone only?); build "
+                           f"MaskRCNN(MatterportConfig(...)) and load_weights it")
+    values = {"BACKBONE": description.backbone, "NUM_CLASSES": description.num_classes}
+    if choice.is_matterport_coco:
+        values["NAME"] = "coco"
+    return klass(**values)
 
 
 def _config_class(name: str | None) -> type[Config]:
