@@ -1,0 +1,154 @@
+"""maskrcnn.evaluation.parity on matterport's committed reference outputs: a copy passes, errors fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskrcnn.evaluation.parity import (
+    compare_image,
+    compare_stages,
+    expand_compact,
+    format_report,
+    masks_to_rle,
+    match_final,
+    pair_rows,
+    rle_from_arrays,
+)
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "matterport" / "r50_c81_s0" / "3825919971_93fb1ec581_b.npz"
+
+
+@pytest.fixture(scope="module")
+def ref():
+    with np.load(FIXTURE) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture
+def copy(ref):
+    return expand_compact(ref)
+
+
+def _stage(result, name):
+    return next(s for s in result.stages if s.stage == name)
+
+
+def test_the_fixture_is_matterports_layout(ref, copy):
+    assert ref["detections"].shape == (1, 100, 6) and ref["proposals"].shape == (1, 1000, 4)
+    assert len(ref["scores"]) == 94 == int((ref["detections"][0, :, 4] > 0).sum())
+    assert copy["masks"].shape == (1024, 683, 94) and copy["mrcnn_mask"].shape == (1, 100, 28, 28, 81)
+    assert str(ref["source"]) == "balloon/val/3825919971_93fb1ec581_b.jpg"
+
+
+def test_a_copy_passes(ref, copy):
+    result = compare_image(copy, ref, name="copy")
+    assert result.ok, format_report([result])
+    assert [s.stage for s in result.stages] == ["rpn_class", "proposals", "mrcnn_class", "detections", "mrcnn_mask"]
+    assert all(s.max_abs_diff == 0 for s in result.stages)
+    d = result.detections
+    assert (d.n_ref, d.n_ours, d.matched, d.min_mask_iou, d.max_score_diff) == (94, 94, 94, 1.0, 0.0)
+    assert "ALL OK" in format_report([result])
+
+
+def test_reordered_proposals_are_paired(ref, copy):
+    perm = np.random.default_rng(0).permutation(1000)
+    copy["proposals"] = copy["proposals"][:, perm]
+    full = np.zeros((1, 1000, 81), np.float32)
+    full[:, :50] = copy["mrcnn_class"]
+    copy["mrcnn_class"] = full[:, perm]
+    result = compare_image(copy, ref)
+    assert result.ok
+    assert "rows in another order" in _stage(result, "proposals").note
+    assert "on the paired proposals" in _stage(result, "mrcnn_class").note
+
+
+def test_a_moved_proposal_fails(ref, copy):
+    copy["proposals"] = copy["proposals"].copy()
+    copy["proposals"][0, 7, 2] += 2e-4
+    assert not _stage(compare_image(copy, ref), "proposals").ok
+
+
+def test_a_missing_stage_fails(ref, copy):
+    del copy["mrcnn_mask"]
+    stage = _stage(compare_image(copy, ref), "mrcnn_mask")
+    assert not stage.ok and stage.note == "missing in ours"
+
+
+def test_shape_mismatch_fails(ref, copy):
+    copy["rpn_class"] = copy["rpn_class"][:, :100]
+    assert not _stage(compare_image(copy, ref), "rpn_class").ok
+
+
+def _drop(result: dict, i: int) -> dict:
+    keep = np.arange(len(result["scores"])) != i
+    return {**result, "rois": result["rois"][keep], "class_ids": result["class_ids"][keep],
+            "scores": result["scores"][keep], "masks": result["masks"][:, :, keep]}
+
+
+def test_final_detections_acceptance(ref, copy):
+    assert match_final(copy, ref).ok
+    # a score within 1e-3 passes, beyond fails
+    near = {**copy, "scores": copy["scores"] + np.float32(5e-4)}
+    assert match_final(near, ref).ok
+    far = {**copy, "scores": copy["scores"].copy()}
+    far["scores"][5] += np.float32(2e-3)
+    m = match_final(far, ref)
+    assert not m.ok and m.unmatched == [5]
+    # one detection fewer
+    m = match_final(_drop(copy, 10), ref)
+    assert not m.ok and (m.n_ours, m.matched) == (93, 93)
+    # another class
+    other = {**copy, "class_ids": copy["class_ids"].copy()}
+    other["class_ids"][3] = 1 if other["class_ids"][3] != 1 else 2
+    assert match_final(other, ref).unmatched == [3]
+    # a box shifted by 10 % of its size
+    shifted = {**copy, "rois": copy["rois"].copy()}
+    y1, x1, y2, x2 = shifted["rois"][0]
+    shifted["rois"][0] += np.array([(y2 - y1) // 10, 0, (y2 - y1) // 10, 0], np.int32)
+    assert not match_final(shifted, ref).ok
+    # a mask with a third of its pixels gone
+    thin = {**copy, "masks": copy["masks"].copy()}
+    ys, xs = np.nonzero(thin["masks"][:, :, 0])
+    thin["masks"][ys[::3], xs[::3], 0] = False
+    m = match_final(thin, ref)
+    assert not m.ok and m.unmatched == [0]
+
+
+def test_mean_mask_iou_is_required(ref, copy):
+    """Every mask slightly off (IoU about 0.975) passes one by one but not on average."""
+    masks = copy["masks"].copy()
+    for i in range(masks.shape[2]):
+        ys, xs = np.nonzero(masks[:, :, i])
+        masks[ys[20::40], xs[20::40], i] = False
+    m = match_final({**copy, "masks": masks}, ref)
+    assert m.matched == 94 and 0.95 < m.min_mask_iou and m.mean_mask_iou < 0.98 and not m.ok
+
+
+def test_no_detections_on_both_sides_is_parity():
+    empty = {"rois": np.zeros((0, 4), np.int32), "class_ids": np.zeros(0, np.int32),
+             "scores": np.zeros(0, np.float32), "masks": np.zeros((8, 8, 0), bool)}
+    assert match_final(empty, empty).ok
+
+
+def test_pair_rows():
+    ref = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    pairs, moved = pair_rows(ref[[2, 0, 1]], ref, 1e-6)
+    assert pairs.tolist() == [1, 2, 0] and moved == 3
+    pairs, moved = pair_rows(ref, ref, 1e-6)
+    assert pairs.tolist() == [0, 1, 2] and moved == 0
+
+
+def test_rle_round_trip(copy):
+    rles = masks_to_rle(copy["masks"][:, :, :5])
+    counts = [r["counts"] for r in rles]
+    back = rle_from_arrays(np.frombuffer(b"".join(counts), np.uint8), np.cumsum([0] + [len(c) for c in counts]),
+                           copy["masks"].shape)
+    assert [r["counts"] for r in back] == counts and back[0]["size"] == list(copy["masks"].shape[:2])
+
+
+def test_stages_only_for_what_the_reference_has(ref, copy):
+    small = {"detections": ref["detections"]}
+    assert [s.stage for s in compare_stages(copy, small)] == ["detections"]
