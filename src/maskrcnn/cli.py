@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "splash": ("splash", "color splash: keep the detected objects' color, turn the rest gray (image or video)"),
     "inspect": ("inspect", "an HTML report of every stage of the model on one image"),
     "export": ("export", "export a model to ONNX"),
+    "convert": ("convert", "convert matterport's Keras .h5 weights into a checkpoint (.pth) with config and class names"),
 }
 
 

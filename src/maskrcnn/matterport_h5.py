@@ -143,6 +143,16 @@ class H5Description:
     layers: int
     tensors: int
     backbone_only: bool = False
+    fpn_channels: int | None = None  # TOP_DOWN_PYRAMID_SIZE (fpn_c5p5's outputs)
+    fc_size: int | None = None  # FPN_CLASSIF_FC_LAYERS_SIZE (mrcnn_class_conv1's outputs)
+    pool_size: int | None = None  # POOL_SIZE (mrcnn_class_conv1's kernel)
+
+    def config_values(self) -> dict[str, Any]:
+        """The Config attributes the file determines (those it holds)."""
+        values = {"BACKBONE": self.backbone, "NUM_CLASSES": self.num_classes,
+                  "TOP_DOWN_PYRAMID_SIZE": self.fpn_channels, "FPN_CLASSIF_FC_LAYERS_SIZE": self.fc_size,
+                  "POOL_SIZE": self.pool_size}
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
     def depth_text(self) -> str:
@@ -161,9 +171,14 @@ def describe_layers(layers: Layers) -> H5Description:
     elif "kernel" in logits:
         num_classes = int(logits["kernel"].shape[-1])
     backbone_only = bool(layers) and all(_BACKBONE.match(n) or not _LAYER.match(n) for n in layers)
+    fpn = layers.get("fpn_c5p5", {}).get("kernel")
+    head = layers.get("mrcnn_class_conv1", {}).get("kernel")
     return H5Description(backbone=_DEPTHS.get(blocks), res4_blocks=blocks, num_classes=num_classes,
                          layers=len(layers), tensors=sum(len(w) for w in layers.values()),
-                         backbone_only=backbone_only)
+                         backbone_only=backbone_only,
+                         fpn_channels=int(fpn.shape[-1]) if fpn is not None and fpn.ndim == 4 else None,
+                         fc_size=int(head.shape[-1]) if head is not None and head.ndim == 4 else None,
+                         pool_size=int(head.shape[0]) if head is not None and head.ndim == 4 else None)
 
 
 def describe_h5(path: str | os.PathLike) -> H5Description:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,26 +169,39 @@ def set_min_confidence(model: Detector, min_confidence: float) -> None:
 
 def load_model(weights: str | os.PathLike, *, device: str | None = None,
                min_confidence: float | None = None, optimize: bool = False, amp: str | None = None,
-               argument: str | None = "--weights") -> Any:
+               argument: str | None = "--weights", class_names: Sequence[str] | None = None,
+               note: Callable[[str], None] | None = None) -> Any:
     """A :class:`~maskrcnn.detector.MaskRCNN` ready for inference, optionally with another
     ``DETECTION_MIN_CONFIDENCE``: :meth:`MaskRCNN.from_weights <maskrcnn.detector.MaskRCNN.from_weights>`
     (the one weights rule: our checkpoint with its own config and class names, torchvision's COCO
-    ``maskrcnn_resnet50_fpn`` file or ``"coco"``), then the inference options.
+    ``maskrcnn_resnet50_fpn`` file or ``"coco"``, matterport's ``.h5`` or ``"matterport-coco"``), then the
+    inference options.
 
-    ``optimize``: the inference path of :func:`~maskrcnn.model.fuse.prepare_for_inference` (frozen
-    BatchNorm folded into the convolutions, channels-last): faster, the same detections up to float
-    rounding; the model can then not be saved. ``amp``: ``"fp16"``/``"bf16"`` autocast on CUDA.
+    ``class_names``: the classes' names (without or with ``BG`` first), for weights that carry none
+    (matterport's ``.h5``: otherwise ``class_1`` …, and ``note`` — default: print to stderr — gets one line
+    saying so). ``optimize``: the inference path of :func:`~maskrcnn.model.fuse.prepare_for_inference`
+    (frozen BatchNorm folded into the convolutions, channels-last): faster, the same detections up to
+    float rounding; the model can then not be saved. ``amp``: ``"fp16"``/``"bf16"`` autocast on CUDA.
     ``argument``: how errors name the weights (the command-line option), e.g. ``--weights: FILE: ...``.
     """
     from ..detector import MaskRCNN
+    from ..detector.weights_rule import class_names_note, resolve_weights
     from ..errors import WeightsError
 
     try:
-        model = MaskRCNN.from_weights(weights, device=device)
+        choice = resolve_weights(weights)
+        names = None
+        if class_names is not None:
+            config = choice.config()
+            names = fit_class_names(class_names, config.NUM_CLASSES if config is not None else None)
+        model = MaskRCNN.from_weights(choice, device=device, class_names=names)
     except WeightsError as exc:
         if argument is None:
             raise
         raise WeightsError(f"{argument}: {exc}") from None
+    if class_names is None and choice.format == "matterport_h5" and choice.class_names() is None:
+        line = class_names_note(choice, int(model.config.NUM_CLASSES))
+        (note or (lambda text: print(f"note: {text}", file=sys.stderr, flush=True)))(line)
     if min_confidence is not None:
         set_min_confidence(model, min_confidence)
     if amp is not None:
@@ -197,6 +211,20 @@ def load_model(weights: str | os.PathLike, *, device: str | None = None,
 
         model = prepare_for_inference(model, inplace=True)
     return model
+
+
+def fit_class_names(names: Sequence[str], num_classes: int | None, *, argument: str = "--class-names") -> list[str]:
+    """``names`` as a model's ``class_names``: ``BG`` is put first unless it is there already (``BG`` or
+    ``background``); their number must be NUM_CLASSES (one :class:`~maskrcnn.errors.ConfigError` line)."""
+    from ..errors import ConfigError
+
+    names = [str(n) for n in names]
+    if not names or names[0].lower() not in ("bg", "background"):
+        names = ["BG", *names]
+    if num_classes is not None and len(names) != int(num_classes):
+        raise ConfigError(f"{argument}: {len(names) - 1} class names but the model has {int(num_classes) - 1} "
+                          f"classes (NUM_CLASSES={int(num_classes)}, the background included)")
+    return names
 
 
 def model_class_names(model: Detector) -> list[str]:

@@ -208,8 +208,10 @@ def inspect_from_arguments(
     class_attribute: str | None = None,
     limit: int = 50,
     device: str | None = None,
+    class_names: list[str] | None = None,
 ) -> Path:
-    """What ``maskrcnn inspect`` does: load the model (and the dataset image), write the report."""
+    """What ``maskrcnn inspect`` does: load the model (and the dataset image), write the report.
+    ``class_names``: for weights that hold none (matterport's .h5)."""
     from ..data.image_io import read_image
     from ..errors import MaskRCNNError
     from .detect import load_model
@@ -218,7 +220,7 @@ def inspect_from_arguments(
         raise MaskRCNNError("give --image FILE, or --dataset PATH with --image-id ID (or with --image)")
     if image_id is not None and dataset is None:
         raise MaskRCNNError("--image-id needs --dataset")
-    model = load_model(weights, device=device)
+    model = load_model(weights, device=device, class_names=class_names)
     gt_masks = gt_class_ids = None
     title = None
     if dataset is not None:

@@ -19,6 +19,40 @@ def inference_options(args: argparse.Namespace) -> dict:
     return {"optimize": not args.no_optimize, "amp": args.amp}
 
 
+WEIGHTS_FILES = ("a checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, matterport's "
+                 "Keras .h5 weights, 'coco' or 'matterport-coco' (those files from the cache, downloaded once)")
+
+
+def add_class_names_argument(parser: argparse.ArgumentParser) -> None:
+    """``--class-names``: the names an .h5 file does not hold."""
+    parser.add_argument("--class-names", default=None, metavar="A,B,C|FILE",
+                        help="class names for weights that hold none (matterport's .h5): comma-separated, or a "
+                             "text file with one name per line; without the background (default class_1, ...)")
+
+
+def class_names_from(value: str | None) -> list[str] | None:
+    """``--class-names``' value: a text file (one name per line, blank lines skipped) or ``a,b,c``."""
+    import os
+
+    from ..errors import ConfigError
+
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        try:
+            with open(value, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--class-names {value}: cannot read the file: {exc}") from None
+    else:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise ConfigError(f"--class-names {value!r}: no class names (give a,b,c or a file with one name per line)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--class-names {value!r}: a name appears twice")
+    return names
+
+
 DATASET_HELP = ("annotation file, folder holding one, dataset folder with train/ and val/, "
                 "or shapes[:COUNT[:SIZE[:SEED]]]")
 

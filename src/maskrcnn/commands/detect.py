@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_inference_arguments, inference_options
+from . import WEIGHTS_FILES, add_class_names_argument, add_inference_arguments, class_names_from, inference_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, "
-                             "or 'coco' (that file from the cache, downloaded once)")
+    parser.add_argument("--weights", required=True, metavar="FILE", help=WEIGHTS_FILES)
+    add_class_names_argument(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGES",
                         help="image files, folders (their images) or glob patterns ('**' recursive)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write the outputs to")
@@ -40,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         check_min_confidence(args.min_confidence, "--min-confidence")
     paths = collect_images(args.images)
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       class_names=class_names_from(args.class_names),
                        **inference_options(args))
     print(f"detecting in {len(paths)} image(s) with {args.weights}")
     result = detect_images(

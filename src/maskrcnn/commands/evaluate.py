@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_dataset_path, add_inference_arguments, inference_options
+from . import (WEIGHTS_FILES, add_class_names_argument, add_dataset_path, add_inference_arguments, class_names_from,
+               inference_options)
 
 TABLE_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE", help="a checkpoint written by training")
+    parser.add_argument("--weights", required=True, metavar="FILE", help=WEIGHTS_FILES)
+    add_class_names_argument(parser)
     add_dataset_path(parser, flag="--dataset")
     parser.add_argument("--subset", default=None, metavar="NAME",
                         help="sub-folder to evaluate (default: val when the dataset has one)")
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.min_confidence is not None:
         check_min_confidence(args.min_confidence, "--min-confidence")
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       class_names=class_names_from(args.class_names),
                        **inference_options(args))
     subset = _pick_subset(args.dataset, args.subset, args.format)
     kwargs = {}

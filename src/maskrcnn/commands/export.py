@@ -16,12 +16,14 @@ from pathlib import Path
 
 from ..errors import MaskRCNNError
 
+from . import WEIGHTS_FILES, add_class_names_argument, class_names_from
+
 FORMATS = ("onnx",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, or 'coco'")
+    parser.add_argument("--weights", required=True, metavar="FILE", help=WEIGHTS_FILES)
+    add_class_names_argument(parser)
     parser.add_argument("--format", default="onnx", metavar="FMT", help="export format: onnx (the only one)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file, e.g. model.onnx")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..apps.detect import load_model
     from ..apps.export_onnx import default_input_size, export_onnx, require_onnx
 
-    model = load_model(args.weights, device="cpu")  # the weights first: a wrong file is the first thing to say
+    model = load_model(args.weights, device="cpu", class_names=class_names_from(args.class_names))  # the weights first: a wrong file is the first thing to say
     require_onnx()
     size = tuple(args.size) if args.size else default_input_size(model.config)
     path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)

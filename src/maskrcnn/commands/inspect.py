@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+from . import WEIGHTS_FILES, add_class_names_argument, class_names_from
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, "
-                             "or 'coco'")
+    parser.add_argument("--weights", required=True, metavar="FILE", help=WEIGHTS_FILES)
+    add_class_names_argument(parser)
     parser.add_argument("--image", metavar="FILE", help="the image to inspect (or give --dataset and --image-id)")
     parser.add_argument("--dataset", metavar="PATH",
                         help="a dataset folder or annotation file; with --image-id, inspect that image with its "
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     path = inspect_from_arguments(
         weights=args.weights, image=args.image, dataset=args.dataset, image_id=args.image_id,
         dataset_format=args.dataset_format, subset=args.subset, class_attribute=args.class_attribute,
-        out=args.out, limit=args.limit, device=args.device,
+        out=args.out, limit=args.limit, device=args.device, class_names=class_names_from(args.class_names),
     )
     print(f"wrote {path}")
     return 0

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from ..config import check_min_confidence
 from ..errors import MaskRCNNError
-from . import add_inference_arguments, inference_options
+from . import WEIGHTS_FILES, add_class_names_argument, add_inference_arguments, class_names_from, inference_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a checkpoint written by training, torchvision's COCO maskrcnn_resnet50_fpn file, "
-                             "or 'coco'")
+    parser.add_argument("--weights", required=True, metavar="FILE", help=WEIGHTS_FILES)
+    add_class_names_argument(parser)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", metavar="FILE", help="image to splash (written as PNG or JPEG)")
     source.add_argument("--video", metavar="FILE", help="video to splash (any format FFmpeg reads; written as MP4)")
@@ -73,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     # As for detect: --min-confidence is the model's threshold, so it can lower it as well as raise it.
     model = load_model(args.weights, device=args.device, min_confidence=args.min_confidence,
+                       class_names=class_names_from(args.class_names),
                        **inference_options(args))
     out = detect_and_color_splash(
         model,

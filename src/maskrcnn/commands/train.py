@@ -57,10 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="override config attributes (values parsed as YAML)")
     parser.add_argument("--weights", default="none", metavar="W",
-                        help="coco, imagenet, last (resume the newest run of --name), a checkpoint FILE (a training "
-                             "checkpoint in its run folder resumes that run), or none")
+                        help="coco, matterport-coco, imagenet, last (resume the newest run of --name), a checkpoint "
+                             "FILE (a training checkpoint in its run folder resumes that run), matterport's Keras "
+                             ".h5 weights, or none")
     parser.add_argument("--exclude-class-layers", action="store_true",
-                        help="don't load the class-specific layers (fine-tuning to another class count; a new run)")
+                        help="don't load the class-specific layers (fine-tuning to another class count; a new "
+                             "run); matterport's: mrcnn_class_logits, mrcnn_bbox_fc, mrcnn_bbox, mrcnn_mask")
     parser.add_argument("--new-run", action="store_true",
                         help="start a new run from a training checkpoint instead of resuming its run")
     parser.add_argument("--layers", default=None,
@@ -156,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
             values, attributes = split_training_attributes(values, type(stored))
             values.update(NUM_CLASSES=len(class_names), NAME=name)
             config = stored.copy(**values).validate()
+    elif choice.format == "matterport_h5":  # matterport's .h5: a MatterportConfig of its backbone, --config/--set on top
+        stored = choice.config()
+        values, attributes = split_training_attributes({**file_values, **set_values}, type(stored))
+        values.update(NUM_CLASSES=len(class_names), NAME=name)
+        config = stored.copy(**values).validate()
     else:
         config, attributes = build_config(config_file=args.config, sets=args.set, num_classes=len(class_names),
                                           name=name, preset=preset)
@@ -168,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     model = MaskRCNN(config, class_names=class_names, device=args.device or None, model_dir=args.logs)
     if choice.spec == "coco" and exclude is None and config.NUM_CLASSES != 91:
         exclude = "class_specific"  # COCO's 91 classes: fine-tuning keeps everything else
+    if choice.is_matterport_coco and exclude is None and config.NUM_CLASSES != 81:
+        exclude = "class_specific"  # matterport's COCO: 81 classes; mrcnn_class_logits, mrcnn_bbox_fc, mrcnn_mask
     try:
         report = model.load_weights(choice, exclude=exclude)
     except WeightsError as exc:

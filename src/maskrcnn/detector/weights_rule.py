@@ -28,7 +28,8 @@ What a file carries:
 * **torchvision's Mask R-CNN**: :class:`~maskrcnn.config.TorchvisionConfig` and COCO's 91 names;
 * **an ImageNet ResNet**: nothing but the trunk; the model needs a config of its own;
 * **matterport's .h5**: a :class:`~maskrcnn.config.MatterportConfig` with the file's BACKBONE (from its
-  res4 block count) and NUM_CLASSES (``mrcnn_class_logits``); no class names (``matterport-coco``: COCO's
+  res4 block count), NUM_CLASSES (``mrcnn_class_logits``), TOP_DOWN_PYRAMID_SIZE, FPN_CLASSIF_FC_LAYERS_SIZE
+  and POOL_SIZE (``fpn_c5p5``, ``mrcnn_class_conv1``); no class names (``matterport-coco``: COCO's
   81): :func:`placeholder_class_names` ``BG, class_1, …`` unless the user gives them.
 
 New formats plug in at :func:`_read` (the content sniffer says what a file is).
@@ -112,13 +113,10 @@ class Weights:
     @property
     def is_matterport_coco(self) -> bool:
         """matterport's COCO release file (by the name ``matterport-coco``, or its file name with 81 classes)."""
-        if self.format != H5_FORMAT:
+        if self.format != H5_FORMAT or getattr(self.checkpoint.get("description"), "num_classes", None) != 81:
             return False
-        if self.spec == "matterport-coco":
-            return True
-        description = (self.checkpoint or {}).get("description")
-        return (self.path is not None and self.path.name == os.path.basename(MATTERPORT_COCO_URL)
-                and getattr(description, "num_classes", None) == 81)
+        return self.spec == "matterport-coco" or (self.path is not None
+                                                  and self.path.name == os.path.basename(MATTERPORT_COCO_URL))
 
     def run(self) -> RunState:
         """The run these weights continue: a training checkpoint that still lies in its run folder gives
@@ -215,7 +213,7 @@ def class_names_note(choice: Weights, num_classes: int) -> str:
 
 
 def _h5_config(choice: Weights) -> Config:
-    """A MatterportConfig with the BACKBONE and NUM_CLASSES that a matterport .h5 file says."""
+    """A MatterportConfig with the BACKBONE, NUM_CLASSES and head sizes that a matterport .h5 file says."""
     klass = getattr(config_module, "MatterportConfig", None)
     if klass is None:
         raise WeightsError(f"{choice.label}: matterport .h5 weights need MatterportConfig, which this version of "
@@ -227,7 +225,7 @@ def _h5_config(choice: Weights) -> Config:
     if description.num_classes is None:
         raise WeightsError(f"{choice.label}: the file has no mrcnn_class_logits layer (a backbone only?); build "
                            f"MaskRCNN(MatterportConfig(...)) and load_weights it")
-    values = {"BACKBONE": description.backbone, "NUM_CLASSES": description.num_classes}
+    values = description.config_values()  # BACKBONE, NUM_CLASSES and the head sizes the file holds
     if choice.is_matterport_coco:
         values["NAME"] = "coco"
     return klass(**values)
