@@ -338,3 +338,15 @@ def test_read_checkpoint_still_names_hdf5(tmp_path):
     path = write_h5(tiny(0), tmp_path / "w.h5")
     with pytest.raises(WeightsError, match=r"w\.h5: not a PyTorch checkpoint but an HDF5 file"):
         W.read_checkpoint(path)
+
+
+def test_nested_rpn_names_with_a_tensorflow_suffix(tmp_path):
+    """A name scope used twice gives ``rpn_conv_shared_1/kernel:0`` inside ``rpn_model``: the layer is still found."""
+    a = tiny(0)
+    layers = state_dict_to_h5_layers(a)
+    renamed = {(f"{k}_1" if k.startswith("rpn_") else k): v for k, v in layers.items()}
+    write_keras(tmp_path / "s.h5", renamed)
+    read = read_h5_layers(tmp_path / "s.h5")
+    assert {"rpn_conv_shared", "rpn_class_raw", "rpn_bbox_pred"} <= set(read) and "rpn_class_raw_1" not in read
+    description = describe_h5(tmp_path / "s.h5")
+    assert description.keras_layers == description.layers - 2  # rpn_model: one Keras layer for three

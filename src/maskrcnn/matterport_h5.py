@@ -110,7 +110,7 @@ def _read_groups(root: Any, path: Path) -> Layers:
             continue
         prefixes = {n.split("/")[0] for n in names if "/" in n}
         for name in names:
-            owner = layer if len(prefixes) <= 1 else name.split("/")[0]  # rpn_model holds three layers
+            owner = layer if len(prefixes) <= 1 else _unsuffixed(name.split("/")[0])  # rpn_model holds three
             short = name.split("/")[-1].split(":")[0]
             if name not in group:
                 raise WeightsError(f"{path}: layer {layer!r}: weight {name!r} is listed but missing (truncated file?)")
@@ -119,6 +119,12 @@ def _read_groups(root: Any, path: Path) -> Layers:
                 raise WeightsError(f"{path}: layer {owner!r} has two weights named {short!r}")
             weights[short] = np.asarray(group[name][()])
     return layers
+
+
+def _unsuffixed(name: str) -> str:
+    """A nested layer's name without the ``_1`` TensorFlow adds to a name scope used twice (``rpn_conv_shared_1``)."""
+    base = re.sub(r"_\d+$", "", name)
+    return base if not _LAYER.match(name) and _LAYER.match(base) else name
 
 
 def _text(value: Any) -> str:
@@ -135,7 +141,11 @@ def read_h5_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 @dataclass
 class H5Description:
-    """What an ``.h5`` file says about the model it was saved from (None: not in the file)."""
+    """What an ``.h5`` file says about the model it was saved from (None: not in the file).
+
+    ``layers``: layers with weights, ``rpn_model`` counted as its three (:attr:`keras_layers`: as Keras
+    counts them); ``tensors``: their weights (ResNet-50: 131 Keras layers, 384 tensors).
+    """
 
     backbone: str | None
     res4_blocks: int
@@ -143,9 +153,15 @@ class H5Description:
     layers: int
     tensors: int
     backbone_only: bool = False
+    rpn_layers: int = 0  # of rpn_conv_shared, rpn_class_raw, rpn_bbox_pred (one Keras layer, rpn_model)
     fpn_channels: int | None = None  # TOP_DOWN_PYRAMID_SIZE (fpn_c5p5's outputs)
     fc_size: int | None = None  # FPN_CLASSIF_FC_LAYERS_SIZE (mrcnn_class_conv1's outputs)
     pool_size: int | None = None  # POOL_SIZE (mrcnn_class_conv1's kernel)
+
+    @property
+    def keras_layers(self) -> int:
+        """Layers with weights as Keras counts them (``rpn_model`` one layer): 131 for ResNet-50, 233 for 101."""
+        return self.layers - self.rpn_layers + (1 if self.rpn_layers else 0)
 
     def config_values(self) -> dict[str, Any]:
         """The Config attributes the file determines (those it holds)."""
@@ -175,7 +191,7 @@ def describe_layers(layers: Layers) -> H5Description:
     head = layers.get("mrcnn_class_conv1", {}).get("kernel")
     return H5Description(backbone=_DEPTHS.get(blocks), res4_blocks=blocks, num_classes=num_classes,
                          layers=len(layers), tensors=sum(len(w) for w in layers.values()),
-                         backbone_only=backbone_only,
+                         backbone_only=backbone_only, rpn_layers=sum(1 for n in RPN_LAYERS if n in layers),
                          fpn_channels=int(fpn.shape[-1]) if fpn is not None and fpn.ndim == 4 else None,
                          fc_size=int(head.shape[-1]) if head is not None and head.ndim == 4 else None,
                          pool_size=int(head.shape[0]) if head is not None and head.ndim == 4 else None)

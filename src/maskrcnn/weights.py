@@ -476,13 +476,16 @@ def _load_state(model: nn.Module, state: dict[str, Any], *, label: str, fmt: str
 
 
 def _mismatch_message(label: str, unexpected: list[str], mismatched: list[str], own: dict, state: dict) -> str:
-    head_only = mismatched and all(m.split(" ")[0].startswith(CLASS_SPECIFIC) for m in mismatched) and not unexpected
+    head_only = mismatched and all(_class_specific(m.split(" ")[0]) for m in mismatched) and not unexpected
     if head_only:
-        key = "roi_heads.box_predictor.cls_score.weight"
+        matterport = [k for k in own if k.endswith(".mrcnn_class_logits.weight")]  # a matterport-flavoured network
+        key = matterport[0] if matterport else "roi_heads.box_predictor.cls_score.weight"
         theirs = state[key].shape[0] if key in state else "?"
         mine = own[key].shape[0] if key in own else "?"
+        names = sorted({_module_name(m.split(" ")[0]) for m in mismatched}) if matterport else \
+            [p.rstrip('.') for p in CLASS_SPECIFIC]
         return (f"{label}: the checkpoint was trained for NUM_CLASSES={theirs} but the model has "
-                f"NUM_CLASSES={mine}; its class-specific layers ({', '.join(p.rstrip('.') for p in CLASS_SPECIFIC)}) "
+                f"NUM_CLASSES={mine}; its class-specific layers ({', '.join(names)}) "
                 f"do not fit. Load with exclude='class_specific' to skip them and train them from scratch "
                 f"(matterport: exclude=['mrcnn_class_logits', 'mrcnn_bbox_fc', 'mrcnn_bbox', 'mrcnn_mask'])")
     parts = [f"{label}: checkpoint does not match the model's architecture"]
@@ -494,6 +497,16 @@ def _mismatch_message(label: str, unexpected: list[str], mismatched: list[str], 
     if body:
         parts.append("(a deeper backbone than the model's? check BACKBONE)")
     return "; ".join(parts)
+
+
+def _module_name(key: str) -> str:
+    """``roi_heads.box_predictor.mrcnn_class_logits.weight`` → ``mrcnn_class_logits``."""
+    return key.rsplit(".", 2)[-2] if key.count(".") >= 1 else key
+
+
+def _class_specific(key: str) -> bool:
+    """A key of a class-specific layer: torchvision-flavoured names, or matterport's layer names."""
+    return key.startswith(CLASS_SPECIFIC) or _module_name(key) in MATTERPORT_NAMES
 
 
 def _short(keys: list[str]) -> str:

@@ -89,3 +89,16 @@ def test_torchvision_architecture_refuses_h5(coco_like):
     with pytest.raises(WeightsError, match=r"mask_rcnn_coco\.h5: matterport \.h5 weights need a network with "
                                            r"matterport's layers .*ARCHITECTURE='torchvision'"):
         model.load_weights(path)
+
+
+def test_our_checkpoint_of_a_matterport_model_excludes_class_layers(coco_like, tmp_path):
+    path, state = coco_like
+    source = MaskRCNN.from_weights(path, device="cpu")
+    source.save(tmp_path / "coco81.pth")
+    model = MaskRCNN(MatterportConfig(NUM_CLASSES=2, **SMALL), device="cpu")
+    with pytest.raises(WeightsError, match=r"trained for NUM_CLASSES=81 but the model has NUM_CLASSES=2; its "
+                                           r"class-specific layers \(mrcnn_bbox_fc, mrcnn_class_logits, mrcnn_mask\)"):
+        model.load_weights(tmp_path / "coco81.pth")
+    report = model.load_weights(tmp_path / "coco81.pth", exclude="class_specific")
+    assert len(report.skipped) == 6 and all(".mrcnn_" in k for k in report.skipped) and not report.missing
+    assert torch.equal(model.network.state_dict()["backbone.fpn.fpn_p2.weight"], state["backbone.fpn.fpn_p2.weight"])

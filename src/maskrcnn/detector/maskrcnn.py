@@ -32,6 +32,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..errors import ConfigError, ImageError, WeightsError
+from ..matterport_h5 import H5_FORMAT
 from ..model.build import NETWORK_ATTRIBUTES
 from ..model.fuse import is_fused
 from ..model.network import MaskRCNNNetwork
@@ -41,7 +42,6 @@ from ..training.rundir import checkpoint_of_epoch, find_last
 from ..training.trainer import Hook
 from ..weights import LoadReport, imagenet_file, load_weights, read_checkpoint, training_state, write_checkpoint
 from .run import RunState
-from ..matterport_h5 import H5_FORMAT
 from .weights_rule import Weights, placeholder_class_names, resolve_weights
 
 
@@ -197,7 +197,8 @@ class MaskRCNN:
     # ------------------------------------------------------------------ weights
     def load_weights(self, weights: str | os.PathLike | Weights, exclude: str | Iterable[str] | None = None,
                      strict: bool = True) -> LoadReport:
-        """Load ``coco``, ``imagenet``, ``last``, ``none`` or a file (see :mod:`.weights_rule`).
+        """Load ``coco``, ``matterport-coco``, ``imagenet``, ``last``, ``none`` or a file — ours, torchvision's, or
+        matterport's Keras ``.h5`` into a ``MatterportConfig`` model (see :mod:`.weights_rule`).
 
         ``exclude``: ``"class_specific"``, matterport's layer names (``["mrcnn_class_logits",
         "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]``) or key prefixes to leave as initialized.
