@@ -18,8 +18,8 @@ from torch import nn
 
 from maskrcnn import weights as W
 from maskrcnn.errors import WeightsError
-from maskrcnn.matterport_h5 import (CLASS_LAYERS, describe_h5, h5_to_state_dict, read_h5_layers,
-                                    state_dict_to_h5_layers, write_h5)
+from maskrcnn.matterport_h5 import CLASS_LAYERS, describe_h5, h5_to_state_dict, read_h5_layers
+from maskrcnn.matterport_h5_write import state_dict_to_h5_layers, write_h5
 
 C = 3  # classes of the tiny network
 

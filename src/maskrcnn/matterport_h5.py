@@ -15,7 +15,8 @@ weightless layers and another order, so everything here goes **by name**, never 
   Keras layer names as the **last component** of their ``named_modules()`` names
   (``backbone.body.bn_conv1``, ``rpn.head.rpn_class_raw``, ``roi_heads.mask_head.mrcnn_mask_deconv`` …):
   the naming contract of ``ARCHITECTURE = "matterport"`` networks, the only thing used of them;
-* :func:`write_h5` writes such a network as a Keras 2 ``.h5`` file, atomically.
+* :func:`load_h5` loads them into the network and returns :class:`~maskrcnn.weights.LoadReport`;
+* writing such a network as a Keras 2 ``.h5`` file is :mod:`maskrcnn.matterport_h5_write`'s.
 
 Layouts (Keras → torch): Conv2D kernel ``(kh, kw, in, out)`` → ``(out, in, kh, kw)``; Conv2DTranspose
 kernel ``(kh, kw, out, in)`` → ``(in, out, kh, kw)`` (both ``permute(3, 2, 0, 1)``); Dense kernel
@@ -39,11 +40,9 @@ import torch
 from torch import nn
 
 from .errors import WeightsError
-from .fileio import atomic_path
 
 __all__ = ["H5_FORMAT", "CLASS_LAYERS", "H5Description", "H5LoadReport", "read_h5_layers", "read_h5_checkpoint",
-           "describe_h5", "describe_layers", "h5_to_state_dict", "state_dict_to_h5_layers", "write_h5",
-           "is_matterport_network"]
+           "describe_h5", "describe_layers", "h5_to_state_dict", "load_h5", "is_matterport_network"]
 
 #: ``detect_format`` name of a checkpoint dict made by :func:`read_h5_checkpoint`.
 H5_FORMAT = "matterport_h5"
@@ -429,65 +428,21 @@ def _short(items: list[str]) -> str:
     return ", ".join(items[:_SHOW]) + more
 
 
-# ---------------------------------------------------------------------- torch -> Keras
-def state_dict_to_h5_layers(network: nn.Module, *, label: str = "network") -> Layers:
-    """The inverse of :func:`h5_to_state_dict`: ``{layer: {short name: array}}`` in the network's module order,
-    Keras' weight order (kernel, bias; gamma, beta, moving_mean, moving_variance)."""
-    modules = _require_contract(network, label)
-    stray = [name for name, module in network.named_modules()
-             if name and dict(module.named_parameters(recurse=False)) and not _LAYER.match(name.rsplit(".", 1)[-1])]
-    if stray:
-        raise WeightsError(f"{label}: modules with weights but without a matterport layer name cannot be written "
-                           f"to an .h5: {_short(stray)}")
-    layers: Layers = {}
-    for layer, (_, module) in modules.items():
-        tensors = {k: v.detach().cpu() for k, v in _direct_tensors(module).items()}
-        if "running_mean" in tensors:
-            layers[layer] = {short: tensors[t].float().numpy().copy() for short, t in _BN_ORDER if t in tensors}
-            continue
-        weights: dict[str, np.ndarray] = {}
-        weight = tensors.get("weight")
-        if weight is not None:
-            if weight.ndim == 4:
-                kernel = weight.permute(2, 3, 1, 0)  # conv (out,in,kh,kw) and deconv (in,out,kh,kw) alike
-            elif weight.ndim == 2:
-                kernel = weight.T
-            else:
-                raise WeightsError(f"{label}: layer {layer}: a {weight.ndim}-d weight has no Keras layout")
-            weights["kernel"] = kernel.float().contiguous().numpy().copy()
-        if "bias" in tensors:
-            weights["bias"] = tensors["bias"].float().numpy().copy()
-        layers[layer] = weights
-    return layers
+def load_h5(network: nn.Module, checkpoint: dict[str, Any], *, label: str, exclude: str | Iterable[str] | None = None,
+            strict: bool = True) -> Any:
+    """Load a :func:`read_h5_checkpoint` dict into ``network`` (:func:`h5_to_state_dict`, then
+    ``load_state_dict``); returns :class:`~maskrcnn.weights.LoadReport` (format ``"matterport_h5"``; the
+    file's layers without a module, and a backbone-only file, in its notes)."""
+    from .weights import LoadReport
 
-
-def write_h5(network: nn.Module, path: str | os.PathLike, *, extra_layer_names: Iterable[str] = ()) -> Path:
-    """Write ``network``'s matterport-named weights as a Keras 2 ``save_weights`` file, atomically.
-
-    Layout: root attributes ``layer_names`` (bytes, as Keras 2 writes them), ``keras_version``, ``backend``;
-    a group per layer with ``weight_names`` and datasets ``<layer>/<layer>/<short>:0``; the RPN's three
-    convolutions in one group ``rpn_model``. ``extra_layer_names``: weightless layers to list too.
-    matterport's ``load_weights(by_name=True)`` reads the file.
-    """
-    import h5py
-
-    path = Path(path)
-    layers = state_dict_to_h5_layers(network, label=str(path))
-    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
-    for layer, weights in layers.items():
-        group = RPN_GROUP if layer in RPN_LAYERS else layer
-        groups.setdefault(group, []).extend((f"{layer}/{short}:0", value) for short, value in weights.items())
-    for name in extra_layer_names:
-        groups.setdefault(str(name), [])
-    with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["layer_names"] = np.array([g.encode("utf-8") for g in groups])
-            f.attrs["backend"] = b"tensorflow"
-            f.attrs["keras_version"] = KERAS_VERSION.encode("utf-8")
-            for group_name, weights in groups.items():
-                group = f.create_group(group_name)
-                group.attrs["weight_names"] = np.array([n.encode("utf-8") for n, _ in weights]) if weights \
-                    else np.array([], dtype=np.float64)
-                for name, value in weights:
-                    group.create_dataset(name, data=value)
-    return path
+    state, h5 = h5_to_state_dict(checkpoint["layers"], network, exclude=exclude, strict=strict, label=label)
+    network.load_state_dict(state, strict=False)
+    report = LoadReport(source=label, format=H5_FORMAT, loaded=sorted(state), missing=h5.missing)
+    report.skipped = [f"{layer} (layer)" for layer in h5.skipped]
+    if h5.unused:
+        report.notes.append(f"{len(h5.unused)} layers of the file have no place in the model (not loaded): "
+                            f"{_short(h5.unused)}")
+    if h5.description is not None and h5.description.backbone_only:
+        report.notes.append("the file holds a backbone only (Keras' ImageNet ResNet?): the rest keeps its "
+                            "initialization")
+    return report

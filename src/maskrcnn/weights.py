@@ -333,16 +333,10 @@ def exclude_prefixes(exclude: str | Iterable[str] | None) -> tuple[str, ...]:
 
 def _matterport_layers(exclude: str | Iterable[str] | None) -> set[str]:
     """The matterport layer names that ``exclude`` implies (``"class_specific"``: the four class-specific ones)."""
-    if exclude is None:
-        return set()
-    items = [exclude] if isinstance(exclude, str) else list(exclude)
-    names: set[str] = set()
-    for item in items:
-        if item in ("class_specific", "heads"):
-            names.update(MATTERPORT_NAMES)
-        elif item in MATTERPORT_NAMES:
-            names.add(item)
-    return names
+    items = [] if exclude is None else [exclude] if isinstance(exclude, str) else list(exclude)
+    if any(item in ("class_specific", "heads") for item in items):
+        return set(MATTERPORT_NAMES)
+    return {item for item in items if item in MATTERPORT_NAMES}
 
 
 # ---------------------------------------------------------------------- loading
@@ -379,7 +373,11 @@ def load_weights(
             obj = read_checkpoint(path)
     fmt = detect_format(obj)
     if fmt == "matterport_h5":
-        return _load_h5(network, obj, label=label, exclude=exclude, strict=strict)
+        from .matterport_h5 import load_h5
+
+        report = load_h5(network, obj, label=label, exclude=exclude, strict=strict)
+        log.info("%s", report)
+        return report
     partial = False
     eps: float | None = None
     if fmt == "maskrcnn":
@@ -413,24 +411,6 @@ def load_weights(
         network.frozen_bn_eps = eps
         why = "torchvision's COCO v1 weights were trained so" if fmt != "maskrcnn" else "as the checkpoint says"
         report.notes.append(f"FrozenBatchNorm eps set to {eps} ({why})")
-    log.info("%s", report)
-    return report
-
-
-def _load_h5(network: nn.Module, obj: dict[str, Any], *, label: str, exclude, strict: bool) -> LoadReport:
-    """matterport's ``.h5`` layers (read by :func:`maskrcnn.matterport_h5.read_h5_checkpoint`) into ``network``."""
-    from .matterport_h5 import h5_to_state_dict
-
-    state, h5 = h5_to_state_dict(obj["layers"], network, exclude=exclude, strict=strict, label=label)
-    network.load_state_dict(state, strict=False)
-    report = LoadReport(source=label, format="matterport_h5", loaded=sorted(state), missing=h5.missing)
-    report.skipped = [f"{layer} (layer)" for layer in h5.skipped]
-    if h5.unused:
-        report.notes.append(f"{len(h5.unused)} layers of the file have no place in the model (not loaded): "
-                            f"{_short(h5.unused)}")
-    if h5.description is not None and h5.description.backbone_only:
-        report.notes.append("the file holds a backbone only (Keras' ImageNet ResNet?): the rest keeps its "
-                            "initialization")
     log.info("%s", report)
     return report
 

@@ -11,7 +11,7 @@ if not hasattr(pytest.importorskip("maskrcnn.config"), "MatterportConfig"):
 from maskrcnn.cli import main
 from maskrcnn.config import MatterportConfig
 from maskrcnn.detector import MaskRCNN
-from maskrcnn.matterport_h5 import write_h5
+from maskrcnn.matterport_h5_write import write_h5
 from maskrcnn.weights import read_checkpoint
 
 SMALL = {"BACKBONE": "resnet50", "NUM_CLASSES": 3, "TOP_DOWN_PYRAMID_SIZE": 16, "FPN_CLASSIF_FC_LAYERS_SIZE": 32}

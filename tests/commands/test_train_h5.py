@@ -14,7 +14,7 @@ if not hasattr(pytest.importorskip("maskrcnn.config"), "MatterportConfig"):
 from maskrcnn.cli import main
 from maskrcnn.config import MatterportConfig
 from maskrcnn.detector import MaskRCNN
-from maskrcnn.matterport_h5 import write_h5
+from maskrcnn.matterport_h5_write import write_h5
 from maskrcnn.weights import read_checkpoint
 
 SETS = ["IMAGE_MIN_DIM=64", "IMAGE_MAX_DIM=64", "RPN_ANCHOR_SCALES=[8, 16, 32, 64, 128]", "STEPS_PER_EPOCH=1",

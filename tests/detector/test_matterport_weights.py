@@ -15,7 +15,7 @@ from maskrcnn.config import Config, MatterportConfig
 from maskrcnn.detector import MaskRCNN, resolve_weights
 from maskrcnn.detector.weights_rule import MATTERPORT_COCO_URL, coco_class_names
 from maskrcnn.errors import DownloadError, WeightsError
-from maskrcnn.matterport_h5 import write_h5
+from maskrcnn.matterport_h5_write import write_h5
 
 SMALL = {"BACKBONE": "resnet50", "TOP_DOWN_PYRAMID_SIZE": 16, "FPN_CLASSIF_FC_LAYERS_SIZE": 32, "POOL_SIZE": 5}
 
