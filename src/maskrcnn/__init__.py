@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .config import Config, TorchvisionConfig
+from .config import Config, MatterportConfig, TorchvisionConfig
 from .errors import ConfigError, DatasetError, ImageError, MaskRCNNError, WeightsError
 
 __version__ = "0.1.0"
@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Config",
     "TorchvisionConfig",
+    "MatterportConfig",
     "MaskRCNN",
     "Dataset",
     "MaskRCNNError",

@@ -32,6 +32,9 @@ from .fileio import read_yaml, write_text
 
 RESIZE_MODES = ("none", "square", "pad64", "crop", "shortest_edge")  # model/preprocess.py implements them
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
+#: "torchvision": this project's network (torchvision's computation); "matterport": matterport's Keras
+#: computation in PyTorch, for its .h5 weights (model/matterport/, see MatterportConfig).
+ARCHITECTURES = ("torchvision", "matterport")
 NORMS = ("frozen_bn", "bn", "gn")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
@@ -52,6 +55,7 @@ class Config:
     VALIDATION_STEPS = 50
 
     # --- backbone and FPN ---------------------------------------------------------
+    ARCHITECTURE = "torchvision"  # "torchvision" | "matterport" (matterport's computation: MatterportConfig)
     BACKBONE = "resnet101"  # resnet18 | resnet34 | resnet50 | resnet101
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]  # P2..P6
     BACKBONE_NORM: str | None = None  # None: "frozen_bn" unless TRAIN_BN, then "bn"; or "gn"
@@ -280,6 +284,10 @@ class Config:
              f"NUM_CLASSES={self.NUM_CLASSES!r}: it counts the background too, so it must be an integer >= 2 "
              f"(1 + the number of object classes, e.g. NUM_CLASSES = 1 + 1 for balloons)")
         need(self.BACKBONE in BACKBONES, f"BACKBONE={self.BACKBONE!r}: choose one of {', '.join(BACKBONES)}")
+        need(self.ARCHITECTURE in ARCHITECTURES,
+             f"ARCHITECTURE={self.ARCHITECTURE!r}: choose one of {', '.join(ARCHITECTURES)}")
+        if self.ARCHITECTURE == "matterport":
+            problems.extend(_matterport_problems(self))
         need(self.backbone_norm in NORMS, f"BACKBONE_NORM={self.BACKBONE_NORM!r}: choose one of {', '.join(NORMS)}")
         need(list(self.BACKBONE_STRIDES) == [4, 8, 16, 32, 64],
              f"BACKBONE_STRIDES={self.BACKBONE_STRIDES!r}: the ResNet-FPN has strides [4, 8, 16, 32, 64]")
@@ -396,6 +404,53 @@ class TorchvisionConfig(Config):
     DETECTION_MIN_CONFIDENCE = 0.05
     DETECTION_NMS_THRESHOLD = 0.5
     DETECTION_MAX_INSTANCES = 100
+
+
+class MatterportConfig(Config):
+    """matterport's ``Config`` defaults and its computation (``ARCHITECTURE = "matterport"``), for its ``.h5`` models.
+
+    Subclass it as matterport's samples subclass ``Config``::
+
+        class BalloonConfig(MatterportConfig):
+            NAME = "balloon"
+            NUM_CLASSES = 1 + 1
+            STEPS_PER_EPOCH = 100
+            DETECTION_MIN_CONFIDENCE = 0.9
+
+    ResNet-101, images resized to 800..1024 and padded (centred) to 1024×1024, MEAN_PIXEL subtracted
+    without a division, the 2-way softmax RPN (512 channels) with one global top-6000 before NMS,
+    14×14 ROIs for masks with ``crop_and_resize``, per-class NMS 0.3 and DETECTION_MIN_CONFIDENCE 0.7.
+    The network is :mod:`maskrcnn.model.matterport` (ResNet-50/101 only; modes none/square/pad64/crop).
+    """
+
+    ARCHITECTURE = "matterport"
+    BACKBONE = "resnet101"
+    MEAN_PIXEL = [123.7, 116.8, 103.9]
+    PIXEL_STD = [1.0, 1.0, 1.0]
+    IMAGE_PAD_DIVISOR = 64
+    RPN_NMS_PER_LEVEL = False
+    RPN_MIN_SIZE = 0.0
+    DETECTION_MIN_SIZE = 0.0
+    PRE_NMS_LIMIT = 6000
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+    TRAIN_BN = False
+
+
+def _matterport_problems(config: Config) -> list[str]:
+    """What ARCHITECTURE = "matterport" cannot compute (see MatterportConfig)."""
+    problems = []
+    if config.BACKBONE not in ("resnet50", "resnet101"):
+        problems.append(f"BACKBONE={config.BACKBONE!r}: matterport's network is resnet50 or resnet101")
+    if config.IMAGE_RESIZE_MODE not in ("none", "square", "pad64", "crop"):
+        problems.append(f"IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r}: matterport's modes are none, square, "
+                        f"pad64, crop")
+    if config.backbone_norm != "frozen_bn":
+        problems.append(f"BACKBONE_NORM={config.BACKBONE_NORM!r} / TRAIN_BN={config.TRAIN_BN!r}: matterport's "
+                        f"network runs BatchNorm with its moving statistics (TRAIN_BN = False)")
+    if config.RPN_NMS_PER_LEVEL:
+        problems.append("RPN_NMS_PER_LEVEL=True: matterport's proposal layer is one top-k and NMS over all levels")
+    return problems
 
 
 # ---------------------------------------------------------------------- rules used beyond Config

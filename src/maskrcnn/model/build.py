@@ -32,7 +32,7 @@ from .rpn import RPN, RPNHead
 
 #: Config attributes the network's stages are built from (read by this module only).
 NETWORK_ATTRIBUTES: tuple[str, ...] = (
-    "MEAN_PIXEL", "PIXEL_STD", "IMAGE_RESIZE_MODE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "IMAGE_MIN_SCALE",
+    "ARCHITECTURE", "MEAN_PIXEL", "PIXEL_STD", "IMAGE_RESIZE_MODE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "IMAGE_MIN_SCALE",
     "IMAGE_PAD_DIVISOR", "BACKBONE", "BACKBONE_NORM", "TRAIN_BN", "TOP_DOWN_PYRAMID_SIZE", "NUM_CLASSES",
     "BACKBONE_STRIDES", "RPN_ANCHOR_SCALES", "RPN_ANCHOR_RATIOS", "RPN_ANCHOR_STRIDE", "RPN_BBOX_STD_DEV",
     "PRE_NMS_LIMIT", "PRE_NMS_LIMIT_INFERENCE", "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE",
@@ -112,7 +112,14 @@ def build_roi_heads(config: Config) -> RoIHeads:
 
 
 def build_model_parts(config: Config) -> dict[str, Any]:
-    """The stages of a Mask R-CNN for ``config`` (not validated here; the network validates)."""
+    """The stages of a Mask R-CNN for ``config`` (not validated here; the network validates).
+
+    ``ARCHITECTURE = "matterport"``: matterport's computation (:mod:`.matterport.build`).
+    """
+    if getattr(config, "ARCHITECTURE", "torchvision") == "matterport":
+        from .matterport.build import build_matterport_parts
+
+        return build_matterport_parts(config)
     anchor_generator = build_anchor_generator(config)
     return {
         "preprocessor": build_preprocessor(config),

@@ -36,6 +36,8 @@ from ..errors import ConfigError
 from .amp import autocast_context, check_amp
 from .backbone import set_frozen_bn_eps
 from .build import NETWORK_ATTRIBUTES, build_model_parts, detection_settings
+from .matterport.geometry import norm_boxes
+from .matterport.unmold import unmold_detections
 from .postprocess import paste_masks
 from .preprocess import ImageBatch, resize_boxes
 from .probe import Probed
@@ -134,6 +136,8 @@ class MaskRCNNNetwork(nn.Module, Probed):
         images = [img.to(device) for img in images]
         if targets is not None:
             targets = [{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in t.items()} for t in targets]
+        if self.architecture == "matterport":
+            return self._forward_matterport(images, targets, detection)
         batch, targets = self.preprocessor(images, targets if self.training else None, training=self.training)
         self.probe("input.images", batch)
         if self.training:
@@ -152,6 +156,40 @@ class MaskRCNNNetwork(nn.Module, Probed):
             detections = [{k: v.float() if v.is_floating_point() else v for k, v in d.items()} for d in detections]
         return self.postprocess(detections, batch)
 
+    @property
+    def architecture(self) -> str:
+        """``"torchvision"`` (this project's network) or ``"matterport"`` (:mod:`.matterport`)."""
+        return str(getattr(self.config, "ARCHITECTURE", "torchvision"))
+
+    def _forward_matterport(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None,
+                            detection: DetectionSettings | None) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """matterport's computation (:mod:`.matterport`): molded batch, normalized boxes, unmolded results."""
+        batch, targets = self.preprocessor(images, targets if self.training else None, training=self.training)
+        self.probe("input.images", batch)
+        self.probe("matterport.molded_image", batch.tensor.permute(0, 2, 3, 1))
+        shape = tuple(batch.tensor.shape[-2:])
+        windows = norm_boxes(torch.tensor(batch.windows, dtype=torch.float32, device=batch.tensor.device), shape)
+        features = list(self.backbone(batch.tensor).values())
+        if self.training:
+            mp_targets = [matterport_target(t) for t in targets]
+            proposals, rpn_losses = self.rpn(features, shape, mp_targets)
+            _, roi_losses = self.roi_heads(features, proposals, shape, windows, mp_targets)
+            weights = self.config.LOSS_WEIGHTS or {}
+            losses = {**rpn_losses, **roi_losses}
+            return {name: value * float(weights.get(name, 1.0)) for name, value in losses.items()}
+        detection = detection or self.detection_settings()
+        proposals, _ = self.rpn(features, shape)
+        outputs, _ = self.roi_heads(features, proposals, shape, windows, detection=detection)
+        results = []
+        for out, original, window in zip(outputs, batch.original_sizes, batch.windows):
+            r = unmold_detections(out["detections"], out["mask_probs"], original_shape=original, image_shape=shape,
+                                  window=window)
+            results.append({"boxes": r["rois"][:, [1, 0, 3, 2]].float(), "labels": r["class_ids"],
+                            "scores": r["scores"], "masks": r["masks"].float()})
+        self.probe("output.masks", [r["masks"] for r in results])
+        self.probe("output", results)
+        return results
+
     def postprocess(self, detections: list[dict[str, Tensor]], batch: ImageBatch) -> list[dict[str, Tensor]]:
         """Boxes back to original pixels (torchvision's ``resize_boxes``), masks pasted at original size."""
         results = []
@@ -162,6 +200,19 @@ class MaskRCNNNetwork(nn.Module, Probed):
         self.probe("output.masks", [r["masks"] for r in results])
         self.probe("output", results)
         return results
+
+
+def matterport_target(target: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A training target (``boxes`` xyxy, ``labels``, ``iscrowd``, ``masks``/``mini_masks``) in matterport's
+    terms: ``boxes`` y1x1y2x2, ``class_ids`` (crowds negative), the masks as they are."""
+    labels = target["labels"].long()
+    crowd = target.get("iscrowd")
+    class_ids = torch.where(crowd.bool(), -labels, labels) if crowd is not None else labels
+    out = {"boxes": target["boxes"].float()[:, [1, 0, 3, 2]], "class_ids": class_ids}
+    for key in ("masks", "mini_masks"):
+        if target.get(key) is not None:
+            out[key] = target[key]
+    return out
 
 
 def _network_values(config: Config) -> dict[str, Any]:
