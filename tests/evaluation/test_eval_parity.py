@@ -17,6 +17,7 @@ from maskrcnn.evaluation.parity import (
     pair_rows,
     rle_from_arrays,
 )
+from maskrcnn.evaluation.parity_edges import edge_sensitive
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "matterport" / "r50_c81_s0" / "3825919971_93fb1ec581_b.npz"
 
@@ -152,3 +153,48 @@ def test_rle_round_trip(copy):
 def test_stages_only_for_what_the_reference_has(ref, copy):
     small = {"detections": ref["detections"]}
     assert [s.stage for s in compare_stages(copy, small)] == ["detections"]
+
+
+def _without_detection(result: dict, i: int) -> dict:
+    """``result`` as if detection ``i`` had not been found (final arrays and the padded stage rows)."""
+    out = _drop(result, i)
+    keep = np.arange(result["detections"].shape[1]) != i
+    for key in ("detections", "mrcnn_mask"):
+        rows = result[key][:, keep]
+        out[key] = np.concatenate([rows, np.zeros_like(result[key][:, :1])], axis=1)
+    out["detection_rois"] = np.delete(result["detection_rois"], i)
+    return out
+
+
+def test_edge_sensitive_boxes():
+    boxes = np.array([[0.13193709, 0.46056095, 0.39835525, 1.0],    # P5, last x sample 31.000002
+                      [0.55467904, 0.23691395, 1.0, 0.6230768],     # P5, last y sample 30.999998
+                      [0.13193709, 0.46056095, 0.39835525, 0.9],
+                      [0.0, 0.0, 0.1, 0.1]], np.float32)
+    assert edge_sensitive(boxes, (1024, 1024)).tolist() == [True, True, False, False]
+
+
+def test_a_detection_lost_to_an_edge_flip_is_excused_only_when_asked(ref, copy):
+    """Reference detection 7 comes from ROI 73 (x2 == 1.0 on P5); detection 0 from an inner ROI."""
+    assert ref["detection_rois"][7] == 73 and ref["detection_rois"][0] == 695
+    lost = _without_detection(copy, 7)
+    strict = compare_image(lost, ref)
+    assert not strict.ok and strict.detections.unmatched == [7]
+    relaxed = compare_image(lost, ref, edge_flips_ok=True)
+    assert relaxed.ok, format_report([relaxed])
+    assert relaxed.detections.excused_ref == [7] and "edge flips excused" in format_report([relaxed])
+    assert not compare_image(_without_detection(copy, 0), ref, edge_flips_ok=True).ok
+
+
+def test_a_mask_changed_by_an_edge_flip_is_excused_only_when_asked(ref, copy):
+    """Detection 19's box ends on the last row/column of its level: its 14x14 mask crop can flip."""
+    def thinned(i):
+        masks = copy["masks"].copy()
+        ys, xs = np.nonzero(masks[:, :, i])
+        masks[ys[::3], xs[::3], i] = False
+        return {**copy, "masks": masks}
+
+    assert not compare_image(thinned(19), ref).ok
+    relaxed = compare_image(thinned(19), ref, edge_flips_ok=True)
+    assert relaxed.ok and relaxed.detections.excused_masks == [19] and relaxed.detections.matched == 94
+    assert not compare_image(thinned(18), ref, edge_flips_ok=True).ok
