@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from maskrcnn.evaluation.parity import FPN_KEYS, compare_image, expand_compact, format_report
+from maskrcnn.evaluation.parity import FPN_KEYS, compare_image, format_report
+from maskrcnn.evaluation.parity_compact import expand_compact
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MASKRCNN_SHARED_DATA", ROOT.parent / "shared" / "data"))

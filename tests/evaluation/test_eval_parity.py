@@ -7,16 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maskrcnn.evaluation.parity import (
-    compare_image,
-    compare_stages,
-    expand_compact,
-    format_report,
-    masks_to_rle,
-    match_final,
-    pair_rows,
-    rle_from_arrays,
-)
+from maskrcnn.evaluation.parity import compare_image, compare_stages, format_report, match_final, pair_rows
+from maskrcnn.evaluation.parity_compact import expand_compact, masks_to_rle, rle_from_arrays
 from maskrcnn.evaluation.parity_edges import edge_sensitive
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "matterport" / "r50_c81_s0" / "3825919971_93fb1ec581_b.npz"

@@ -11,7 +11,7 @@ reference harness (``../shared/reference/matterport/reference.py``; README there
 - final results (matterport's ``detect()``): ``rois`` [N, 4] int (y1, x1, y2, x2) pixels of the
   original image, ``class_ids`` [N], ``scores`` [N], ``masks`` [H, W, N] bool.
 
-The reference may be reduced (the committed CI fixture, see :func:`compact_reference`):
+The reference may be reduced (the committed CI fixture, :func:`.parity_compact.compact_reference`):
 ``proposals``/``mrcnn_class`` with only the first rows, ``rpn_class_index`` + ``rpn_class_fg``
 instead of ``rpn_class``, ``mrcnn_mask_own`` [N, 28, 28] (each detection's own class) instead of
 ``mrcnn_mask``, masks as COCO RLE (``masks_rle`` + ``masks_rle_offsets`` + ``image_shape``).
@@ -29,11 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .matching import compute_overlaps
+from .parity_compact import masks_to_rle, own_class_masks, rle_from_arrays
 from .parity_edges import detection_rois, edge_sensitive
 
+__all__ = ["DEFAULT_TOLERANCES", "STAGES", "Tolerance", "StageResult", "DetectionMatch", "ImageParity", "pair_rows",
+           "compare_stages", "match_final", "compare_image", "format_report", "masks_to_rle", "own_class_masks",
+           "rle_from_arrays"]
+
 FPN_KEYS = ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6")
-#: Stage order of the report.
 MASK_POOL_SIZE = 14   # matterport Config.MASK_POOL_SIZE: the mask head's crop_and_resize size
+#: Stage order of the report.
 STAGES = ("molded_image", "anchors", *FPN_KEYS, "rpn_class", "rpn_bbox", "proposals", "mrcnn_class",
           "mrcnn_bbox", "detections", "mrcnn_mask")
 
@@ -191,15 +196,6 @@ def _row_stage(name: str, ours: np.ndarray, ref: np.ndarray, tol: Tolerance,
     return _stat(name, o[pairs][keep][None], r[keep][None], tol, note), np.where(far, -1, pairs)
 
 
-def own_class_masks(mrcnn_mask: np.ndarray, detections: np.ndarray) -> np.ndarray:
-    """[N, 28, 28]: each detection's own-class mask from ``mrcnn_mask`` [1, D, 28, 28, C] and
-    ``detections`` [1, D, 6] (N = rows with a class id > 0; matterport zero-pads the rest)."""
-    det = np.asarray(detections)[0]
-    n = int((det[:, 4] > 0).sum())
-    mask = np.asarray(mrcnn_mask)[0]
-    return np.stack([mask[i, :, :, int(det[i, 4])] for i in range(n)]) if n else np.zeros((0,) + mask.shape[1:3])
-
-
 def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | None = None, *,
                    edge_flips_ok: bool = False) -> list[StageResult]:
     """Every stage present in ``ref``, in :data:`STAGES` order (a stage ``ours`` lacks fails).
@@ -309,13 +305,6 @@ def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | Non
 
 
 # ---------------------------------------------------------------------- final detections
-def masks_to_rle(masks: np.ndarray) -> list[dict]:
-    """COCO RLEs of ``masks`` [H, W, N] bool."""
-    from pycocotools import mask as coco_mask
-
-    return coco_mask.encode(np.asfortranarray(np.asarray(masks, np.uint8)))
-
-
 def _rles(result: dict) -> list[dict]:
     if "masks_rle" in result:
         return rle_from_arrays(result["masks_rle"], result["masks_rle_offsets"], result["image_shape"])
@@ -455,77 +444,3 @@ def format_report(results: list[ImageParity]) -> str:
         lines.append("")
     lines.append(f"ALL {'OK' if all(r.ok for r in results) else 'FAIL'} ({len(results)} images)")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------- compact reference (CI fixture)
-def rle_from_arrays(counts: np.ndarray, offsets: np.ndarray, image_shape) -> list[dict]:
-    """COCO RLEs from ``counts`` (uint8, the concatenated ``counts`` strings) and ``offsets`` [N + 1]."""
-    h, w = int(image_shape[0]), int(image_shape[1])
-    data = np.asarray(counts, np.uint8).tobytes()
-    offsets = np.asarray(offsets)
-    return [{"size": [h, w], "counts": data[offsets[i]:offsets[i + 1]]} for i in range(len(offsets) - 1)]
-
-
-def compact_reference(ref: dict, *, proposals: int = 1000, class_rows: int = 50, rpn_top: int = 2000,
-                      rpn_random: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
-    """A small copy of one reference ``.npz`` for committing (no image, no features).
-
-    Keeps ``rois``, ``class_ids``, ``scores``, ``window``, ``scale``, ``image_meta``,
-    ``detections``; masks as RLE (``masks_rle``, ``masks_rle_offsets``, ``image_shape``); the first
-    ``proposals`` proposals (float32); ``mrcnn_class`` of the first ``class_rows`` proposals;
-    ``mrcnn_mask_own`` [N, 28, 28] float16; the fg probability (``rpn_class_fg``) of the
-    ``rpn_top`` best anchors plus ``rpn_random`` others drawn with ``seed`` (``rpn_class_index``).
-    """
-    fg = np.asarray(ref["rpn_class"])[0, :, 1]
-    top = np.argsort(-fg, kind="stable")[:rpn_top]
-    rest = np.setdiff1d(np.arange(len(fg)), top)
-    extra = np.sort(np.random.default_rng(seed).choice(rest, size=min(rpn_random, len(rest)), replace=False))
-    index = np.concatenate([top, extra]).astype(np.int32)
-    rles = masks_to_rle(ref["masks"])
-    counts = [r["counts"] for r in rles]
-    return {
-        "rois": np.asarray(ref["rois"], np.int32),
-        "class_ids": np.asarray(ref["class_ids"], np.int32),
-        "scores": np.asarray(ref["scores"], np.float32),
-        "image_shape": np.asarray(np.shape(ref["masks"])[:2] if "image" not in ref else np.shape(ref["image"]),
-                                  np.int32),
-        "masks_rle": np.frombuffer(b"".join(counts), np.uint8),
-        "masks_rle_offsets": np.cumsum([0] + [len(c) for c in counts]).astype(np.int64),
-        "window": np.asarray(ref["window"], np.int32),
-        "scale": np.asarray(ref["scale"], np.float32),
-        "image_meta": np.asarray(ref["image_meta"], np.float32),
-        "proposals": np.asarray(ref["proposals"], np.float32)[:, :proposals],
-        "detections": np.asarray(ref["detections"], np.float32),
-        "mrcnn_class": np.asarray(ref["mrcnn_class"], np.float32)[:, :class_rows],
-        "mrcnn_mask_own": own_class_masks(ref["mrcnn_mask"], ref["detections"]).astype(np.float16),
-        "rpn_class_index": index,
-        "rpn_class_fg": fg[index].astype(np.float32),
-        "detection_rois": detection_rois(ref["detections"], ref["proposals"], ref["mrcnn_bbox"],
-                                         ref["image_meta"]).astype(np.int32),
-    }
-
-
-def expand_compact(compact: dict) -> dict[str, np.ndarray]:
-    """The arrays of :func:`compact_reference` in full layouts, as ours would give them (for
-    self-checks): ``rpn_class`` [1, A, 2] (A = highest stored anchor + 1; anchors not stored get
-    0.5/0.5), ``mrcnn_mask`` [1, D, 28, 28, C] (zeros but each detection's own class), ``masks``
-    [H, W, N] bool decoded from the RLEs; the other stages as stored."""
-    from pycocotools import mask as coco_mask
-
-    out = {k: np.asarray(v) for k, v in compact.items()
-           if k not in ("rpn_class_index", "rpn_class_fg", "mrcnn_mask_own", "masks_rle", "masks_rle_offsets")}
-    index, fg = np.asarray(compact["rpn_class_index"]), np.asarray(compact["rpn_class_fg"], np.float32)
-    rpn = np.full((1, int(index.max(initial=-1)) + 1, 2), 0.5, np.float32)
-    rpn[0, index, 1], rpn[0, index, 0] = fg, 1 - fg
-    out["rpn_class"] = rpn
-    det = np.asarray(compact["detections"])
-    num_classes = int(np.asarray(compact["image_meta"]).shape[-1]) - 12
-    own = np.asarray(compact["mrcnn_mask_own"], np.float32)
-    mask = np.zeros((1, det.shape[1]) + own.shape[1:3] + (num_classes,), np.float32)
-    for i in range(len(own)):
-        mask[0, i, :, :, int(det[0, i, 4])] = own[i]
-    out["mrcnn_mask"] = mask
-    rles = rle_from_arrays(compact["masks_rle"], compact["masks_rle_offsets"], compact["image_shape"])
-    h, w = (int(x) for x in np.asarray(compact["image_shape"])[:2])
-    out["masks"] = coco_mask.decode(rles).astype(bool) if rles else np.zeros((h, w, 0), bool)
-    return out
