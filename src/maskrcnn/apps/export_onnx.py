@@ -120,10 +120,15 @@ def export_onnx(
     names, input size, MASK_THRESHOLD, the config) is stored in the ONNX ``metadata_props``.
     ``check``: run ``onnx.checker`` on the result. Returns the path.
     """
+    config = model.config
+    if getattr(config, "ARCHITECTURE", "torchvision") == "matterport":
+        raise MaskRCNNError(
+            "ONNX export covers the project's own network; this model has ARCHITECTURE='matterport' (matterport's "
+            ".h5 computation, whose data-dependent stages are not exportable yet). Run it in PyTorch: "
+            "`maskrcnn detect`, `maskrcnn splash` or `MaskRCNN.detect`")
     require_onnx()
     import onnx
 
-    config = model.config
     if config.IMAGE_RESIZE_MODE == "crop":
         raise MaskRCNNError("IMAGE_RESIZE_MODE='crop' is a training mode; export with 'square' resizing")
     if size is None:

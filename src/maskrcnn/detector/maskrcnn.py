@@ -53,10 +53,19 @@ class MaskRCNN:
         class_names: names by class id, ``class_names[0]`` the background (default ``BG, class1, ...``).
         device: where the network lives; default CUDA when available, else CPU.
         model_dir: the logs folder: run folders are made there, ``last`` is looked for there.
+        mode: matterport's ``"inference"`` / ``"training"``, accepted so that matterport's line
+            ``MaskRCNN(mode="training", config=config, model_dir=DIR)`` runs unchanged; one model does
+            both here (``train()`` and ``detect()``), so it only names the intent.
     """
 
-    def __init__(self, config: Config, *, class_names: Sequence[str] | None = None,
-                 device: str | torch.device | None = None, model_dir: str | os.PathLike = "logs") -> None:
+    def __init__(self, config: Config | None = None, *, class_names: Sequence[str] | None = None,
+                 device: str | torch.device | None = None, model_dir: str | os.PathLike = "logs",
+                 mode: str = "inference") -> None:
+        if mode not in ("inference", "training"):
+            raise ConfigError(f"mode={mode!r}: matterport's modes are 'inference' and 'training'")
+        if config is None:
+            raise ConfigError("MaskRCNN needs a config: MaskRCNN(mode=..., config=YourConfig(), model_dir=...)")
+        self.mode = mode
         self.network = MaskRCNNNetwork(config)
         self.class_names = _class_names(class_names, config.NUM_CLASSES)
         self.model_dir = Path(model_dir)
