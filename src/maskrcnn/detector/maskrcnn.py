@@ -204,12 +204,14 @@ class MaskRCNN:
             network.train(was_training)
 
     # ------------------------------------------------------------------ weights
-    def load_weights(self, weights: str | os.PathLike | Weights, exclude: str | Iterable[str] | None = None,
-                     strict: bool = True) -> LoadReport:
+    def load_weights(self, weights: str | os.PathLike | Weights, by_name: bool = True,
+                     exclude: str | Iterable[str] | None = None, strict: bool = True) -> LoadReport:
         """Load ``coco``, ``matterport-coco``, ``imagenet``, ``last``, ``none`` or a file — ours, torchvision's, or
         matterport's Keras ``.h5`` into a ``MatterportConfig`` model (see :mod:`.weights_rule`).
 
-        ``exclude``: ``"class_specific"``, matterport's layer names (``["mrcnn_class_logits",
+        ``by_name``: accepted for matterport's ``load_weights(path, by_name=True, exclude=[...])``; weights
+        are always matched by name here (matterport's own files need it: its training checkpoints order
+        their layers differently). ``exclude``: ``"class_specific"``, matterport's layer names (``["mrcnn_class_logits",
         "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]``) or key prefixes to leave as initialized.
         A training checkpoint in its run folder (``last`` is one) continues that run: :attr:`log_dir`
         and :attr:`epoch` become its own, so :meth:`train` goes on from there (as matterport's
