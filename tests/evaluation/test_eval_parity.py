@@ -190,3 +190,12 @@ def test_a_mask_changed_by_an_edge_flip_is_excused_only_when_asked(ref, copy):
     relaxed = compare_image(thinned(19), ref, edge_flips_ok=True)
     assert relaxed.ok and relaxed.detections.excused_masks == [19] and relaxed.detections.matched == 94
     assert not compare_image(thinned(18), ref, edge_flips_ok=True).ok
+
+
+def test_two_empty_masks_are_the_same_mask(copy):
+    """A box clipped to a line at the window edge has an empty mask on both sides: IoU 1, not 0/0."""
+    ref = {**copy, "masks": copy["masks"].copy()}
+    ref["masks"][:, :, 0] = False
+    assert match_final({**ref, "masks": ref["masks"].copy()}, ref).ok
+    ours = {**copy, "masks": copy["masks"].copy()}
+    assert match_final(ours, ref).unmatched == [0]   # one side empty: no match

@@ -196,6 +196,35 @@ def _row_stage(name: str, ours: np.ndarray, ref: np.ndarray, tol: Tolerance,
     return _stat(name, o[pairs][keep][None], r[keep][None], tol, note), np.where(far, -1, pairs)
 
 
+def _detections_stage(ours: np.ndarray, ref: np.ndarray, tol: Tolerance, excused_ref: set[int] | None,
+                      excused_ours: set[int] | None) -> tuple[StageResult, np.ndarray]:
+    """``detections`` [1, D, 6]: the non-zero rows (a prefix; matterport zero-pads the rest) paired
+    one to one (:func:`pair_rows`); a detection of either side without a partner within the limit
+    fails the stage unless it is in ``excused_ref`` / ``excused_ours`` (edge flips)."""
+    o, r = np.asarray(ours, np.float64)[0], np.asarray(ref, np.float64)[0]
+    if o.ndim != 2 or o.shape[1:] != r.shape[1:]:
+        return _stat("detections", ours, ref, tol), np.full(len(r), -1, np.int64)
+    no, nr = int((o[:, 4] > 0).sum()), int((r[:, 4] > 0).sum())
+    limit = tol.limit(float(np.abs(r).max()) if r.size else 0.0)
+    pairs, moved = pair_rows(o[:no], r[:nr], limit)
+    near = pairs >= 0
+    near[near] = np.abs(o[pairs[near]] - r[:nr][near]).max(axis=1) <= limit
+    pairs = np.where(near, pairs, -1)
+    lone_ref = [i for i in range(nr) if not near[i]]
+    lone_ours = sorted(set(range(no)) - set(pairs[near].tolist()))
+    notes = [f"{moved} of {nr} rows in another order"] if moved else []
+    if lone_ref or lone_ours:
+        notes.append(f"without a partner within the limit: reference rows {lone_ref[:10]}, ours {lone_ours[:10]}")
+    unexcused = [i for i in lone_ref if excused_ref is None or i not in excused_ref] + \
+                [j for j in lone_ours if excused_ours is None or j not in excused_ours]
+    if (lone_ref or lone_ours) and excused_ref is not None and len(unexcused) < len(lone_ref) + len(lone_ours):
+        notes.append(f"{len(lone_ref) + len(lone_ours) - len(unexcused)} of them edge flips, left out")
+    res = _stat("detections", o[pairs[near]][None], r[:nr][near][None], tol, "; ".join(notes))
+    if unexcused:
+        res.ok = False
+    return res, np.concatenate([pairs, np.full(len(r) - nr, -1, np.int64)])
+
+
 def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | None = None, *,
                    edge_flips_ok: bool = False) -> list[StageResult]:
     """Every stage present in ``ref``, in :data:`STAGES` order (a stage ``ours`` lacks fails).
@@ -260,12 +289,9 @@ def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | Non
     det_pairs = None
     if "detections" in ref:
         if "detections" in ours:
-            excused = None
-            if edge_flips_ok and edge_dets is not None:
-                excused = np.zeros(np.asarray(ref["detections"]).shape[1], bool)
-                excused[sorted(edge_dets)] = True
-            res, det_pairs = _row_stage("detections", ours["detections"], ref["detections"], tols["detections"],
-                                        excused)
+            ours_edge = _edge_detections(ours, ref, _edge_rois(ours, ref)) if edge_flips_ok else None
+            res, det_pairs = _detections_stage(ours["detections"], ref["detections"], tols["detections"],
+                                               edge_dets if edge_flips_ok else None, ours_edge)
             out.append(res)
         else:
             out.append(_missing("detections", tols["detections"]))
@@ -348,7 +374,10 @@ def match_final(ours: dict, ref: dict, *, min_box_iou: float = 0.95, max_score_d
             unmatched.append(i)
             continue
         score_diff = abs(float(ref["scores"][i]) - float(ours["scores"][j]))
-        mask_iou = float(coco_mask.iou([ours_rle[j]], [ref_rle[i]], [0])[0, 0])
+        if coco_mask.area(ref_rle[i]) == 0 and coco_mask.area(ours_rle[j]) == 0:
+            mask_iou = 1.0   # both empty (a box clipped to a line at the window edge): the same mask
+        else:
+            mask_iou = float(coco_mask.iou([ours_rle[j]], [ref_rle[i]], [0])[0, 0])
         mask_excused = mask_iou < min_mask_iou and i in set(excuse_masks)
         if score_diff > max_score_diff or (mask_iou < min_mask_iou and not mask_excused):
             unmatched.append(i)
