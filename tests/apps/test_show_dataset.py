@@ -153,3 +153,68 @@ def test_cli_show_dataset(tmp_path, capsys):
     assert "wrote 1 pictures" in out and len(list(tmp_path.glob("*.png"))) == 1
     assert main(["show-dataset", "shapes:2:48", "--out", str(tmp_path), "--limit", "0"]) == 1
     assert "--limit 0: must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode, window", [("square", (32, 10, 96, 117)), ("pad64", (0, 10, 64, 117))])
+def test_matterport_config_centred_geometry_and_the_rpns_positive_anchors(mode, window, monkeypatch):
+    from maskrcnn import MatterportConfig
+    from maskrcnn.model.matterport import rpn as mp_rpn
+    from maskrcnn.model.matterport.generic import pixel_boxes
+
+    config = MatterportConfig(NAME="show_mp", NUM_CLASSES=4, BACKBONE="resnet50", IMAGE_RESIZE_MODE=mode,
+                              IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=128, RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128),
+                              TOP_DOWN_PYRAMID_SIZE=16, FPN_CLASSIF_FC_LAYERS_SIZE=32, POOL_SIZE=5,
+                              MASK_HEAD_CONV_CHANNELS=8, MASK_HEAD_NUM_CONVS=1, TRAIN_ROIS_PER_IMAGE=16,
+                              POST_NMS_ROIS_TRAINING=64, USE_MINI_MASK=False)
+    image, target = TrainingSamples(CrowdedShapes(1, 48, 80, seed=3), use_mini_mask=False)[0]
+    view = training_view(image, target, config)
+    top, left, bottom, right = window
+    # 48 x 80 scaled by 4/3 to 64 x 107 and padded centred (matterport's molding), the padding black
+    assert view.image_size == (64, 107) and view.offset == (top, left)
+    assert view.image.shape == ((128, 128, 3) if mode == "square" else (64, 128, 3))
+    inside = np.zeros(view.image.shape[:2], bool)
+    inside[top:bottom, left:right] = True
+    assert (view.image[~inside] == 0).all() and view.image[inside].any()
+    assert not view.masks[~inside].any()
+    for k, box in enumerate(view.boxes):  # each box frames its mask (nearest-resized: within a pixel)
+        ys, xs = np.nonzero(view.masks[..., k])
+        np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], box, atol=1.01)
+
+    # the anchors and the boxes are those of the matterport RPN's training targets (seen in a training forward)
+    seen = {}
+    original = mp_rpn.rpn_targets
+
+    def recording(anchors, image_shape, targets, **kwargs):
+        seen.update(anchors=anchors, image_shape=image_shape, targets=targets, kwargs=kwargs)
+        return original(anchors, image_shape, targets, **kwargs)
+
+    monkeypatch.setattr(mp_rpn, "rpn_targets", recording)
+    torch.manual_seed(0)
+    network = MaskRCNNNetwork(config).train()
+    with torch.no_grad():
+        network([image], [target])
+    assert torch.equal(view.anchors, pixel_boxes(seen["anchors"], seen["image_shape"]))
+    (mp_target,) = seen["targets"]
+    np.testing.assert_array_equal(view.boxes, mp_target["boxes"][:, [1, 0, 3, 2]].numpy())
+    np.testing.assert_array_equal(view.class_ids, mp_target["class_ids"].numpy())
+    # matterport's labels before its random subsampling (room for every anchor) = the picture's assignment
+    kwargs = dict(seen["kwargs"], anchors_per_image=2 * view.anchors.shape[0])
+    match, _ = original(seen["anchors"], seen["image_shape"], seen["targets"], **kwargs)
+    assert (match[0] == 1).any() and (view.class_ids < 0).any()
+    assert torch.equal(view.matches >= 0, match[0] == 1)
+    assert torch.equal(view.matches == -1, match[0] == -1)
+
+
+def test_cli_show_dataset_with_a_matterport_config(tmp_path, capsys):
+    config = tmp_path / "mp.yaml"
+    config.write_text("ARCHITECTURE: matterport\nIMAGE_MIN_DIM: 64\nIMAGE_MAX_DIM: 128\n")
+    assert main(["show-dataset", "shapes:2:48", "--out", str(tmp_path / "out"), "--limit", "1",
+                 "--config", str(config), "--no-anchors"]) == 0
+    assert "wrote 1 pictures" in capsys.readouterr().out
+    (png,) = (tmp_path / "out").glob("*.png")
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    # 48 x 48 molded to 64 x 64 and centred in 128 x 128: black all round (a name drawn above an object may
+    # reach 12 pixels into the top padding and run to the right), the image in the middle
+    assert pixels.shape == (128, 128, 3)
+    assert (pixels[:20] == 0).all() and (pixels[96:] == 0).all() and (pixels[:, :32] == 0).all()
+    assert pixels[32:96, 32:96].any(axis=-1).mean() > 0.9

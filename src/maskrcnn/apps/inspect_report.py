@@ -17,8 +17,13 @@ and lays out, stage by stage:
 
 Boxes in the model are ``xyxy``; the drawing functions of :mod:`maskrcnn.visualize`
 take matterport's ``(y1, x1, y2, x2)``, converted here. Everything the network
-computed lives in resized-image pixels and is drawn on the resized input; detections
+computed lives in network-input pixels and is drawn on the network input; detections
 and pasted masks are at the original size and drawn on the original image.
+
+Both architectures record the same probes in the same conventions: matterport's stages
+(:mod:`maskrcnn.model.matterport.generic`) convert their normalized boxes to pixels of the
+molded image, whose padding is centred (the ground truth is shifted by the window's corner,
+:func:`image_offset`), and their RPN offers the generic ``anchor_generator`` and ``box_coder``.
 """
 
 from __future__ import annotations
@@ -68,12 +73,22 @@ class GroundTruth:
         self.boxes = extract_bboxes(self.masks)[:, [1, 0, 3, 2]].astype(np.float32)
 
 
+def image_offset(batch) -> tuple[int, int]:
+    """``(top, left)`` pixels of the first image inside the network input: ``(0, 0)`` for the generic
+    preprocessor (padding at the bottom/right), the window's corner for matterport's molding (centred)."""
+    windows = getattr(batch, "windows", None)
+    return (int(windows[0][0]), int(windows[0][1])) if windows else (0, 0)
+
+
 def _network_image(batch, config) -> np.ndarray:
-    """The first image of an ``ImageBatch`` as the network sees it, de-normalized to ``h×w×3`` uint8."""
+    """The first image of an ``ImageBatch`` as the network sees it, de-normalized to ``h×w×3`` uint8: the
+    resized image (generic), or the whole molded image with its centred padding (matterport's windows),
+    so that boxes in network-input pixels land where they are drawn."""
     from ..model.build import build_preprocessor
 
     h, w = batch.image_sizes[0]
-    x = build_preprocessor(config).denormalize(batch.tensor[0, :, :h, :w].detach().float().cpu())
+    x = batch.tensor[0] if getattr(batch, "windows", None) else batch.tensor[0, :, :h, :w]
+    x = build_preprocessor(config).denormalize(x.detach().float().cpu())
     return x.clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -115,18 +130,20 @@ def inspect_report(
     if gt_masks is not None and gt_class_ids is not None:
         gt = GroundTruth(masks=gt_masks, class_ids=gt_class_ids)
         boxes = torch.as_tensor(gt.boxes, dtype=torch.float32)
+        top, left = image_offset(batch)
         gt_resized = resize_boxes(boxes, batch.original_sizes[0], batch.image_sizes[0])
+        gt_resized = gt_resized + torch.tensor([left, top, left, top], dtype=gt_resized.dtype)
         gt_crowd = torch.as_tensor(gt.class_ids < 0)
     result = _matterport_result(record, config)
     ctx = {
         "model": model.network, "config": config, "record": record, "batch": batch, "image": image,
         "net_image": _network_image(batch, config), "class_names": class_names, "gt": gt,
         "gt_resized": gt_resized, "gt_crowd": gt_crowd, "anchors": record["rpn.anchors"].float(),
-        "result": result,
+        "result": result, "offset": image_offset(batch),
     }
     page = Page(title=title or f"Inspecting {config.NAME or type(config).__name__}: every stage on one image")
     page.intro.append("Produced by `maskrcnn inspect` from one inference forward (MaskRCNN.run_graph). "
-                      "Boxes drawn on the resized network input are in its pixels; detections are at the "
+                      "Boxes drawn on the network input are in its pixels; detections are at the "
                       "original size.")
     sections.input_section(page, ctx)
     sections.anchors_section(page, ctx)

@@ -27,6 +27,11 @@ def yxyx(boxes: Any) -> np.ndarray:
     return b[:, [1, 0, 3, 2]]
 
 
+def is_matterport(ctx: dict) -> bool:
+    """Whether the inspected network computes as matterport (``ARCHITECTURE = "matterport"``)."""
+    return getattr(ctx["model"], "architecture", "torchvision") == "matterport"
+
+
 def first(value: Any) -> Any:
     """The first image's entry of a per-image list (or the batch tensor's first row)."""
     if isinstance(value, (list, tuple)):
@@ -55,9 +60,15 @@ def input_section(page: Page, ctx: dict) -> None:
     s = page.section("input", "1. Input image")
     batch, config = ctx["batch"], ctx["config"]
     (h, w), (oh, ow) = batch.image_sizes[0], batch.original_sizes[0]
-    s.text(f"The image is resized by IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r} "
-           f"(scale {batch.scales[0]:.4g}), normalized with MEAN_PIXEL/PIXEL_STD and padded to a "
-           f"multiple of {config.IMAGE_PAD_DIVISOR}.")
+    if is_matterport(ctx):
+        top, left = ctx["offset"]
+        s.text(f"The image is molded as matterport molds it: resized by IMAGE_RESIZE_MODE="
+               f"{config.IMAGE_RESIZE_MODE!r} (scale {batch.scales[0]:.4g}), padded with black, centred "
+               f"(the image's window starts at row {top}, column {left}) and MEAN_PIXEL subtracted.")
+    else:
+        s.text(f"The image is resized by IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r} "
+               f"(scale {batch.scales[0]:.4g}), normalized with MEAN_PIXEL/PIXEL_STD and padded to a "
+               f"multiple of {config.IMAGE_PAD_DIVISOR}.")
     s.table(["quantity", "value"], [
         ["original size (h × w)", f"{oh} × {ow}"],
         ["resized size (h × w)", f"{h} × {w}"],
@@ -74,7 +85,8 @@ def input_section(page: Page, ctx: dict) -> None:
         s.figure(fig, f"The original image with its {gt.class_ids.size} ground-truth instances.")
     else:
         s.figure(ctx["image"], "The original image (no ground truth given).")
-    s.figure(ctx["net_image"], "The resized network input (de-normalized).")
+    s.figure(ctx["net_image"], "The molded network input, centred padding included (de-normalized)."
+             if is_matterport(ctx) else "The resized network input (de-normalized).")
 
 
 def anchors_section(page: Page, ctx: dict) -> None:
@@ -96,7 +108,8 @@ def anchors_section(page: Page, ctx: dict) -> None:
     s.table(["level", "feature map", "anchor side (px)", "anchors"], rows)
     # The anchors of the cell nearest to the image centre, for each level.
     h, w = ctx["batch"].image_sizes[0]
-    centre = torch.tensor([w / 2.0, h / 2.0])
+    top, left = ctx.get("offset", (0, 0))
+    centre = torch.tensor([left + w / 2.0, top + h / 2.0])
     chosen, captions, offset = [], [], 0
     for i, n in enumerate(counts):
         level = anchors[offset : offset + n]
@@ -158,8 +171,8 @@ def rpn_section(page: Page, ctx: dict, limit: int) -> None:
                ax=fig.add_subplot(1, 1, 1), title=f"top {k} anchors refined", seed=0)
     s.figure(fig, "The same anchors (dotted) and after the RPN's box refinement (solid).")
     pre_nms = first(record["rpn.pre_nms_boxes"])
-    s.text(f"{pre_nms.shape[0]} refined boxes (top-k, clipped, small ones dropped) enter the RPN's NMS "
-           f"at IoU {model.rpn.nms_thresh}.")
+    how = "top-k over all levels, clipped" if is_matterport(ctx) else "top-k, clipped, small ones dropped"
+    s.text(f"{pre_nms.shape[0]} refined boxes ({how}) enter the RPN's NMS at IoU {model.rpn.nms_thresh}.")
 
 
 def proposals_section(page: Page, ctx: dict, limit: int) -> None:
@@ -214,19 +227,27 @@ def roi_section(page: Page, ctx: dict, limit: int) -> None:
                   "predicted class (solid), a random sample.")
     # The detection layer's candidates: every (proposal, class) pair scoring above the threshold.
     detection = ctx["model"].detection_settings()  # the thresholds this forward used
-    pair_scores = probs[:num, 1:]
-    pair_rows, pair_cols = torch.where(pair_scores > detection.min_confidence)
-    pair_labels = pair_cols + 1
+    if is_matterport(ctx):  # matterport's detection layer: one candidate per proposal, its argmax class
+        best = probs[:num].max(dim=-1)
+        pair_rows = torch.where((best.indices > 0) & (best.values >= detection.min_confidence))[0]
+        pair_labels, pair_score = best.indices[pair_rows], best.values[pair_rows]
+        rule = (f"Detection layer (matterport's): each proposal whose most probable class is not the background "
+                f"and scores at least DETECTION_MIN_CONFIDENCE={detection.min_confidence:g} is a candidate "
+                "with that class's refined box (clipped to the image window)")
+    else:
+        pair_rows, pair_cols = torch.where(probs[:num, 1:] > detection.min_confidence)
+        pair_labels = pair_cols + 1
+        pair_score = probs[pair_rows, pair_labels]
+        rule = (f"Detection layer: every (proposal, class) pair with a score above DETECTION_MIN_CONFIDENCE="
+                f"{detection.min_confidence:g} is a candidate with that class's refined box")
     detections = first(record.get("roi.detections"))
     det_labels = detections["labels"] if isinstance(detections, dict) else torch.zeros(0, dtype=torch.int64)
     nms_rows = [[class_names[c], int((pair_labels == c).sum()), int((det_labels == c).sum())]
                 for c in range(1, len(class_names))]
-    s.text(f"Detection layer: every (proposal, class) pair with a score above DETECTION_MIN_CONFIDENCE="
-           f"{detection.min_confidence:g} is a candidate with that class's refined box; NMS per class at IoU "
-           f"{detection.nms_threshold:g}; at most {detection.max_instances} are kept.")
+    s.text(f"{rule}; NMS per class at IoU {detection.nms_threshold:g}; at most {detection.max_instances} "
+           "are kept.")
     s.table(["class", "candidates before NMS", "after NMS"], nms_rows)
     if pair_rows.numel():
-        pair_score = pair_scores[pair_rows, pair_cols]
         order = torch.argsort(pair_score, descending=True)[:limit]
         boxes = refined_all[pair_rows[order], pair_labels[order]]
         captions = [f"{class_names[int(pair_labels[i])]} {float(pair_score[i]):.2f}" for i in order]
@@ -239,7 +260,7 @@ def roi_section(page: Page, ctx: dict, limit: int) -> None:
         fig = _figure()
         draw_boxes(ctx["net_image"], refined_boxes=yxyx(detections["boxes"][:limit]), captions=captions[:limit],
                    ax=fig.add_subplot(1, 1, 1), title="after NMS", seed=0)
-        s.figure(fig, f"The {detections['boxes'].shape[0]} detections kept by per-class NMS (resized-image "
+        s.figure(fig, f"The {detections['boxes'].shape[0]} detections kept by per-class NMS (network-input "
                       f"pixels; at most {limit} drawn).")
 
 
@@ -280,24 +301,31 @@ def masks_section(page: Page, ctx: dict, limit: int) -> None:
     record, class_names = ctx["record"], ctx["class_names"]
     probs = first(record.get("mask.probs"))
     pasted = first(record.get("output"))["masks"]
-    labels = ctx["result"]["class_ids"]
+    detections = first(record.get("roi.detections"))
+    labels = detections["labels"] if isinstance(detections, dict) else ctx["result"]["class_ids"]
     n = 0 if probs is None else int(probs.shape[0])
     if n == 0:
         s.text("No detections, so no masks.", note=True)
         return
-    k = min(limit, n)
+    k = min(limit, n, len(labels))
     titles = [f"{class_names[int(c)]} #{i}" for i, c in enumerate(labels[:k])]
     fig = display_images([probs[i].float().squeeze().cpu().numpy() for i in range(k)], titles=titles,
                          cols=min(k, 5), cmap="Blues", figsize=(8, 1.8 * -(-k // 5) + 0.5), dpi=80)
     s.figure(fig, f"The mask head's {probs.shape[-2]}×{probs.shape[-1]} probabilities (sigmoid of the "
                   f"predicted class's logits), first {k} of {n}.")
-    if pasted is not None:
+    if pasted is not None and pasted.shape[0]:
         pasted = pasted.float().cpu()
         if pasted.ndim == 4:
             pasted = pasted[:, 0]
+        # matterport's unmolding drops detections of zero area at the original size: count the results
+        names = ctx["result"]["class_ids"]
+        k = min(limit, pasted.shape[0], len(names))
+        titles = [f"{class_names[int(c)]} #{i}" for i, c in enumerate(names[:k])]
         fig = display_images([pasted[i].numpy() for i in range(k)], titles=titles, cols=min(k, 5),
                              cmap="Blues", figsize=(8, 1.8 * -(-k // 5) + 0.5), dpi=80)
-        s.figure(fig, "The same masks pasted into the original image (probabilities, before thresholding).")
+        how = ("resized to their boxes and thresholded at 0.5 by matterport's unmolding" if is_matterport(ctx)
+               else "probabilities, before thresholding")
+        s.figure(fig, f"The same masks pasted into the original image ({how}).")
 
 
 def activations_section(page: Page, ctx: dict) -> None:

@@ -6,13 +6,15 @@ Every picture is built from the model's own pieces, so what it shows is what tra
   at most ``MAX_GT_INSTANCES``), without augmentation;
 * it is resized and padded by the model's preprocessor (:mod:`maskrcnn.model.preprocess`, the one
   geometry: ``IMAGE_RESIZE_MODE``, padding at the bottom/right, in ``crop`` mode a random crop drawn
-  from torch's RNG, seeded here) and drawn at the size the network sees it, padding included,
-  de-normalized;
+  from torch's RNG, seeded here; with ``ARCHITECTURE = "matterport"`` matterport's molding, padded
+  **centred**, :mod:`maskrcnn.model.matterport.preprocess`) and drawn at the size the network sees it,
+  padding included, de-normalized;
 * the anchors are the RPN's (the config's anchor generator on the backbone's feature-map sizes of
-  that input), and an anchor is outlined in an object's colour exactly when the RPN's target
-  assignment (:func:`~maskrcnn.model.targets.rpn_matches`, what ``rpn_targets`` labels positive)
-  trains it towards that object: IoU at least ``RPN_POSITIVE_IOU``, or the object's best anchor.
-  Crowd objects get none.
+  that input; matterport's anchors for a matterport config), and an anchor is outlined in an object's
+  colour exactly when the RPN's target assignment (:func:`~maskrcnn.model.targets.rpn_matches`, what
+  ``rpn_targets`` labels positive, and what matterport's ``build_rpn_targets`` labels positive before
+  its random subsampling) trains it towards that object: IoU at least ``RPN_POSITIVE_IOU``, or the
+  object's best anchor. Crowd objects get none.
 
 The geometry is that of a batch holding this one image; where the batch pads to a fixed size
 (``square``, ``crop``) it is the same in any batch.
@@ -49,7 +51,8 @@ class TrainingView:
     """One training sample in the network input's pixels.
 
     image: ``Hp×Wp×3`` uint8, the padded network input de-normalized. image_size: ``(h, w)`` of
-    the resized image inside it (top-left). masks: ``Hp×Wp×N`` bool. boxes: ``[N, 4]`` xyxy float,
+    the resized image inside it, at ``offset`` ``(top, left)`` (``(0, 0)``, or matterport's centred
+    window). masks: ``Hp×Wp×N`` bool. boxes: ``[N, 4]`` xyxy float,
     the boxes the RPN is matched against. class_ids: ``[N]``, negative for crowd objects.
     anchors: ``[A, 4]`` xyxy, every anchor of the input. matches: ``[A]`` int64, the RPN's
     assignment (:func:`~maskrcnn.model.targets.rpn_matches`: the object of a positive anchor,
@@ -63,6 +66,7 @@ class TrainingView:
     class_ids: np.ndarray
     anchors: Tensor
     matches: Tensor
+    offset: tuple[int, int] = (0, 0)
 
     def positive_anchors(self) -> list[np.ndarray]:
         """Per object, its positive anchors ``[K, 4]`` xyxy."""
@@ -97,12 +101,16 @@ def training_view(image: Tensor, target: dict[str, Any], config: Config, *,
     matches = rpn_matches(anchors, boxes, resized["iscrowd"], positive_iou=config.RPN_POSITIVE_IOU,
                           negative_iou=config.RPN_NEGATIVE_IOU)
     h, w = batch.image_sizes[0]
+    windows = getattr(batch, "windows", None)  # matterport's molding: the image's window, padding centred
+    offset = (int(windows[0][0]), int(windows[0][1])) if windows else (0, 0)
     masks = np.zeros(padded + (len(boxes),), dtype=bool)
-    masks[:h, :w] = resized["masks"].permute(1, 2, 0).numpy()
+    # the resized masks: [h, w] at the top-left, or (matterport) already padded with the image
+    mh, mw = resized["masks"].shape[-2:]
+    masks[:mh, :mw] = resized["masks"].permute(1, 2, 0).numpy()
     sign = 1 - 2 * resized["iscrowd"].to(torch.int64)
     return TrainingView(image=pixels.permute(1, 2, 0).numpy(), image_size=(h, w), masks=masks,
                         boxes=boxes.numpy(), class_ids=(resized["labels"] * sign).numpy(), anchors=anchors,
-                        matches=matches)
+                        matches=matches, offset=offset)
 
 
 def _colors(n: int) -> np.ndarray:

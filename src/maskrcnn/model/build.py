@@ -25,6 +25,7 @@ from .backbone import ResNetFPN
 from .box_head import BoxHead, BoxPredictor
 from .boxes import weights_from_std_dev
 from .mask_head import MaskHead, MaskPredictor
+from .matterport.generic import MatterportAnchorGenerator
 from .preprocess import ImagePreprocessor
 from .roi_align import PyramidRoIAlign
 from .roi_heads import DetectionSettings, RoIHeads
@@ -57,6 +58,11 @@ def detection_settings(config: Config) -> DetectionSettings:
 
 
 def build_preprocessor(config: Config) -> ImagePreprocessor:
+    """The config's image preprocessor (``ARCHITECTURE = "matterport"``: matterport's molding, centred padding)."""
+    if _is_matterport(config):
+        from .matterport.build import build_matterport_preprocessor
+
+        return build_matterport_preprocessor(config)
     return ImagePreprocessor(
         mean=config.MEAN_PIXEL, std=config.PIXEL_STD, resize_mode=config.IMAGE_RESIZE_MODE,
         min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM, min_scale=config.IMAGE_MIN_SCALE,
@@ -64,11 +70,20 @@ def build_preprocessor(config: Config) -> ImagePreprocessor:
     )
 
 
-def build_anchor_generator(config: Config) -> AnchorGenerator:
+def build_anchor_generator(config: Config) -> AnchorGenerator | MatterportAnchorGenerator:
+    """The config's anchors, xyxy pixels of the network input (``ARCHITECTURE = "matterport"``: matterport's
+    anchors, :class:`~.matterport.generic.MatterportAnchorGenerator`)."""
+    if _is_matterport(config):
+        return MatterportAnchorGenerator(scales=config.RPN_ANCHOR_SCALES, ratios=config.RPN_ANCHOR_RATIOS,
+                                         strides=config.BACKBONE_STRIDES, anchor_stride=config.RPN_ANCHOR_STRIDE)
     return AnchorGenerator(
         scales=config.RPN_ANCHOR_SCALES, ratios=config.RPN_ANCHOR_RATIOS, strides=config.BACKBONE_STRIDES,
         anchor_stride=config.RPN_ANCHOR_STRIDE,
     )
+
+
+def _is_matterport(config: Config) -> bool:
+    return getattr(config, "ARCHITECTURE", "torchvision") == "matterport"
 
 
 def build_backbone(config: Config) -> ResNetFPN:
@@ -116,7 +131,7 @@ def build_model_parts(config: Config) -> dict[str, Any]:
 
     ``ARCHITECTURE = "matterport"``: matterport's computation (:mod:`.matterport.build`).
     """
-    if getattr(config, "ARCHITECTURE", "torchvision") == "matterport":
+    if _is_matterport(config):
         from .matterport.build import build_matterport_parts
 
         return build_matterport_parts(config)

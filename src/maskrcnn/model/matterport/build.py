@@ -13,6 +13,14 @@ from .roi_heads import MatterportRoIHeads
 from .rpn import MatterportRPN, MatterportRPNHead
 
 
+def build_matterport_preprocessor(config: Config) -> MatterportPreprocessor:
+    """matterport's ``mold_inputs`` for ``config`` (IMAGE_RESIZE_MODE, IMAGE_MIN/MAX_DIM, IMAGE_MIN_SCALE,
+    MEAN_PIXEL)."""
+    return MatterportPreprocessor(mean=config.MEAN_PIXEL, resize_mode=config.IMAGE_RESIZE_MODE,
+                                  min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
+                                  min_scale=config.IMAGE_MIN_SCALE)
+
+
 def build_matterport_parts(config: Config) -> dict[str, Any]:
     """The stages of matterport's Mask R-CNN for ``config`` (keys as :func:`..build.build_model_parts`)."""
     channels = config.TOP_DOWN_PYRAMID_SIZE
@@ -39,11 +47,9 @@ def build_matterport_parts(config: Config) -> dict[str, Any]:
         positive_ratio=config.ROI_POSITIVE_RATIO, mask_shape=config.MASK_SHAPE,
     )
     return {
-        "preprocessor": MatterportPreprocessor(mean=config.MEAN_PIXEL, resize_mode=config.IMAGE_RESIZE_MODE,
-                                               min_dim=config.IMAGE_MIN_DIM, max_dim=config.IMAGE_MAX_DIM,
-                                               min_scale=config.IMAGE_MIN_SCALE),
+        "preprocessor": build_matterport_preprocessor(config),
         "backbone": MatterportResNetFPN(depth=int(str(config.BACKBONE).replace("resnet", "")), fpn_channels=channels),
-        "anchor_generator": None,
+        "anchor_generator": rpn.anchor_generator,  # pixel anchors (no state), as the generic network offers
         "rpn": rpn,
         "roi_heads": roi_heads,
     }

@@ -5,7 +5,10 @@
 ``mrcnn_detection``) and ``mask_probs [D, C, 28, 28]`` (sigmoid); in training (with matterport targets,
 see :mod:`.targets`) the three ``mrcnn_*`` losses. Probes: ``matterport.mrcnn_class`` ``[B, R, C]``,
 ``matterport.mrcnn_bbox`` ``[B, R, C, 4]``, ``matterport.detections`` ``[B, D, 6]``,
-``matterport.mrcnn_mask`` ``[B, D, 28, 28, C]`` (matterport's layouts).
+``matterport.mrcnn_mask`` ``[B, D, 28, 28, C]`` (matterport's layouts) and, while recording, the generic
+``roi.class_logits``, ``roi.box_deltas``, ``roi.refined_boxes``, ``roi.detections``, ``mask.logits``,
+``mask.probs`` in the generic conventions (:mod:`.generic`: xyxy pixels of the molded image, rows of the
+proposals before matterport's zero padding, detections up to the first of class 0).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..probe import Probed
+from ..probe import Probed, is_recording
 from ..roi_heads import DetectionSettings
 from .detection import refine_detections
+from .generic import MatterportBoxCoder, record_masks, record_roi
 from .heads import MatterportBoxHead, MatterportBoxPredictor, MatterportMaskHead, MatterportMaskPredictor
 from .roi_align import MatterportPyramidRoIAlign
 from .targets import detection_targets, mrcnn_losses
@@ -38,6 +42,7 @@ class MatterportRoIHeads(nn.Module, Probed):
         self.register_buffer("bbox_std_dev", torch.tensor([float(v) for v in bbox_std_dev]), persistent=False)
         self.rois_per_image, self.positive_ratio = int(rois_per_image), float(positive_ratio)
         self.mask_shape = tuple(int(v) for v in mask_shape)
+        self.box_coder = MatterportBoxCoder(std_dev=bbox_std_dev)  # the generic heads' handle: pixel deltas
 
     def classify(self, features: Sequence[Tensor], rois: Tensor, image_shape: Sequence[int]) -> tuple[Tensor, Tensor]:
         """``rois [B, R, 4]`` → ``logits [B, R, C]``, ``deltas [B, R, C, 4]``."""
@@ -66,8 +71,14 @@ class MatterportRoIHeads(nn.Module, Probed):
                               max_instances=detection.max_instances)
             for i in range(proposals.shape[0])])
         self.probe("matterport.detections", detections)
+        recording = is_recording()
+        if recording:
+            kept = record_roi(proposals, logits, deltas, detections, windows, image_shape, self.bbox_std_dev)
         b, d = detections.shape[:2]
-        mask_probs = torch.sigmoid(self.masks(features, detections[..., :4], image_shape))
+        mask_logits = self.masks(features, detections[..., :4], image_shape)
+        if recording:
+            record_masks(mask_logits.reshape(b, d, *mask_logits.shape[1:]), detections, kept)
+        mask_probs = torch.sigmoid(mask_logits)
         mask_probs = mask_probs.reshape(b, d, *mask_probs.shape[1:])
         self.probe("matterport.mrcnn_mask", mask_probs.permute(0, 1, 3, 4, 2))
         return [{"detections": detections[i], "mask_probs": mask_probs[i]} for i in range(b)], {}

@@ -13,6 +13,11 @@ y1x1y2x2 proposals, zero-padded to ``R`` (POST_NMS_ROIS_TRAINING / _INFERENCE), 
 
 Training targets and losses are matterport's (``build_rpn_targets``, ``rpn_class_loss_graph``,
 ``rpn_bbox_loss_graph``): see :mod:`.targets`.
+
+Probes: ``matterport.anchors``, ``matterport.rpn_class``, ``matterport.rpn_bbox``, ``matterport.proposals``
+(matterport's layouts) and, while recording, the generic ``rpn.anchors``, ``rpn.objectness``, ``rpn.deltas``,
+``rpn.pre_nms_boxes``, ``rpn.proposals`` in the generic conventions (:mod:`.generic`: xyxy pixels of the
+molded image). Like the generic RPN it offers ``anchor_generator``, ``box_coder`` and ``nms_thresh``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import nms
 
-from ..probe import Probed
+from ..probe import Probed, is_recording, probe
+from .generic import MatterportAnchorGenerator, MatterportBoxCoder, pixel_boxes, record_proposals, record_rpn
 from .geometry import apply_box_deltas, pyramid_anchors
 from .layers import same_padding
 from .targets import rpn_losses, rpn_targets
@@ -86,6 +92,15 @@ class MatterportRPN(nn.Module, Probed):
         self.nms_threshold = float(nms_threshold)
         self.positive_iou, self.negative_iou, self.anchors_per_image = positive_iou, negative_iou, anchors_per_image
         self._anchors: dict[tuple, Tensor] = {}
+        # The generic RPN's handles (inspect report, show-dataset): pixel anchors and pixel box deltas.
+        self.anchor_generator = MatterportAnchorGenerator(scales=scales, ratios=ratios, strides=strides,
+                                                          anchor_stride=anchor_stride)
+        self.box_coder = MatterportBoxCoder(std_dev=bbox_std_dev)
+
+    @property
+    def nms_thresh(self) -> float:
+        """RPN_NMS_THRESHOLD (the generic RPN's name)."""
+        return self.nms_threshold
 
     def anchors(self, image_shape: Sequence[int], device: torch.device) -> Tensor:
         """Normalized anchors ``[A, 4]`` y1x1y2x2 of a molded batch of ``image_shape (h, w)`` (cached)."""
@@ -107,12 +122,17 @@ class MatterportRPN(nn.Module, Probed):
         self.probe("matterport.anchors", anchors[None])
         self.probe("matterport.rpn_class", probs)
         self.probe("matterport.rpn_bbox", deltas)
+        if is_recording():
+            record_rpn(anchors, logits, deltas, image_shape)
         training = self.training and targets is not None
         count = self.post_nms_rois_training if training else self.post_nms_rois_inference
         limit = self.pre_nms_limit if training else self.pre_nms_limit_inference
         with torch.no_grad():
-            proposals = self.proposals(probs[..., 1].detach(), deltas.detach(), anchors, limit=limit, count=count)
+            proposals = self.proposals(probs[..., 1].detach(), deltas.detach(), anchors, limit=limit, count=count,
+                                       image_shape=image_shape)
         self.probe("matterport.proposals", proposals)
+        if is_recording():
+            record_proposals(proposals, image_shape)
         losses: dict[str, Tensor] = {}
         if training:
             match, bbox = rpn_targets(anchors, image_shape, targets, positive_iou=self.positive_iou,
@@ -121,15 +141,24 @@ class MatterportRPN(nn.Module, Probed):
             losses = rpn_losses(logits, deltas, match, bbox)
         return proposals, losses
 
-    def proposals(self, scores: Tensor, deltas: Tensor, anchors: Tensor, *, limit: int, count: int) -> Tensor:
-        """``ProposalLayer``: ``scores [B, A]``, ``deltas [B, A, 4]`` → ``[B, count, 4]`` normalized, 0-padded."""
-        out = []
+    def proposals(self, scores: Tensor, deltas: Tensor, anchors: Tensor, *, limit: int, count: int,
+                  image_shape: Sequence[int] | None = None) -> Tensor:
+        """``ProposalLayer``: ``scores [B, A]``, ``deltas [B, A, 4]`` → ``[B, count, 4]`` normalized, 0-padded.
+
+        ``image_shape`` (the molded batch's ``(h, w)``): while recording, the boxes entering NMS are
+        recorded as ``rpn.pre_nms_boxes`` (per image, xyxy pixels)."""
+        out, pre_nms = [], []
+        record = image_shape is not None and is_recording()
         limit = min(limit, anchors.shape[0])
         for s, d in zip(scores, deltas):
             order = torch.sort(s, descending=True, stable=True).indices[:limit]
             boxes = apply_box_deltas(anchors[order], d[order] * self.bbox_std_dev)
             boxes = boxes.clamp(0.0, 1.0)
+            if record:
+                pre_nms.append(pixel_boxes(boxes, image_shape))
             keep = nms(boxes[:, [1, 0, 3, 2]], s[order], self.nms_threshold)[:count]
             kept = boxes[keep]
             out.append(F.pad(kept, (0, 0, 0, count - kept.shape[0])))
+        if record:
+            probe("rpn.pre_nms_boxes", pre_nms)
         return torch.stack(out)
