@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..probe import Probed, is_recording
@@ -75,11 +76,16 @@ class MatterportRoIHeads(nn.Module, Probed):
         if recording:
             kept = record_roi(proposals, logits, deltas, detections, windows, image_shape, self.bbox_std_dev)
         b, d = detections.shape[:2]
-        mask_logits = self.masks(features, detections[..., :4], image_shape)
+        # matterport runs the mask head on all D rows; the zero-padded rows after the last detection are
+        # never unmolded, so outside a recording (where run_graph shows all D) only the filled rows run.
+        rows = d if recording else int((detections[..., 4] > 0).sum(dim=1).max())
+        mask_logits = self.masks(features, detections[:, :rows, :4], image_shape)
+        mask_logits = mask_logits.reshape(b, rows, *mask_logits.shape[1:])
+        if rows < d:
+            mask_logits = F.pad(mask_logits, (0, 0, 0, 0, 0, 0, 0, d - rows))
         if recording:
-            record_masks(mask_logits.reshape(b, d, *mask_logits.shape[1:]), detections, kept)
+            record_masks(mask_logits, detections, kept)
         mask_probs = torch.sigmoid(mask_logits)
-        mask_probs = mask_probs.reshape(b, d, *mask_probs.shape[1:])
         self.probe("matterport.mrcnn_mask", mask_probs.permute(0, 1, 3, 4, 2))
         return [{"detections": detections[i], "mask_probs": mask_probs[i]} for i in range(b)], {}
 
