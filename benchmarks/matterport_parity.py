@@ -17,8 +17,9 @@ the final-detection acceptance per image (``maskrcnn.evaluation.parity``). Exit 
     python benchmarks/matterport_parity.py --reference /tmp/mpref/r50_s0 --self-check   # the script itself
 
 BACKBONE and NUM_CLASSES come from the ``.h5``; the resize flags must be the reference run's.
-``--edge-flips-ok``: detections (and masks) that differ only through matterport's ROI pooling at the
-far image edge pass (``maskrcnn.evaluation.parity_edges``); they are listed either way.
+``--edge-flips-ok``: boundary cases pass (detections/masks that differ only through matterport's ROI
+pooling at the far image edge, ``maskrcnn.evaluation.parity_edges``; detections and proposals wholly
+in the padding, where scores are tied up to float noise); they are listed either way.
 ``--self-check`` compares the reference with itself (must pass) and with a perturbed copy (must fail),
 without a model.
 """
@@ -138,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-min-dim", type=int)
     p.add_argument("--image-max-dim", type=int)
     p.add_argument("--edge-flips-ok", action="store_true",
-                   help="a detection on one side only passes when it comes from an edge-sensitive ROI "
-                        "(maskrcnn.evaluation.parity_edges); listed either way")
+                   help="boundary cases pass: a detection on one side only from an edge-sensitive ROI "
+                        "(maskrcnn.evaluation.parity_edges) or wholly in the padding; listed either way")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
