@@ -25,6 +25,7 @@ from .backbone import ResNetFPN
 from .box_head import BoxHead, BoxPredictor
 from .boxes import weights_from_std_dev
 from .mask_head import MaskHead, MaskPredictor
+from .matterport.build import build_matterport_parts, build_matterport_preprocessor
 from .matterport.generic import MatterportAnchorGenerator
 from .preprocess import ImagePreprocessor
 from .roi_align import PyramidRoIAlign
@@ -60,8 +61,6 @@ def detection_settings(config: Config) -> DetectionSettings:
 def build_preprocessor(config: Config) -> ImagePreprocessor:
     """The config's image preprocessor (``ARCHITECTURE = "matterport"``: matterport's molding, centred padding)."""
     if _is_matterport(config):
-        from .matterport.build import build_matterport_preprocessor
-
         return build_matterport_preprocessor(config)
     return ImagePreprocessor(
         mean=config.MEAN_PIXEL, std=config.PIXEL_STD, resize_mode=config.IMAGE_RESIZE_MODE,
@@ -132,8 +131,6 @@ def build_model_parts(config: Config) -> dict[str, Any]:
     ``ARCHITECTURE = "matterport"``: matterport's computation (:mod:`.matterport.build`).
     """
     if _is_matterport(config):
-        from .matterport.build import build_matterport_parts
-
         return build_matterport_parts(config)
     anchor_generator = build_anchor_generator(config)
     return {
