@@ -15,7 +15,7 @@ weightless layers and another order, so everything here goes **by name**, never 
   Keras layer names as the **last component** of their ``named_modules()`` names
   (``backbone.body.bn_conv1``, ``rpn.head.rpn_class_raw``, ``roi_heads.mask_head.mrcnn_mask_deconv`` …):
   the naming contract of ``ARCHITECTURE = "matterport"`` networks, the only thing used of them;
-* :func:`load_h5` loads them into the network and returns :class:`~maskrcnn.weights.LoadReport`;
+* :func:`load_h5` loads them into the network and returns what :class:`~maskrcnn.weights.LoadReport` reports;
 * writing such a network as a Keras 2 ``.h5`` file is :mod:`maskrcnn.matterport_h5_write`'s.
 
 Layouts (Keras → torch): Conv2D kernel ``(kh, kw, in, out)`` → ``(out, in, kh, kw)``; Conv2DTranspose
@@ -429,20 +429,17 @@ def _short(items: list[str]) -> str:
 
 
 def load_h5(network: nn.Module, checkpoint: dict[str, Any], *, label: str, exclude: str | Iterable[str] | None = None,
-            strict: bool = True) -> Any:
+            strict: bool = True) -> dict[str, list[str]]:
     """Load a :func:`read_h5_checkpoint` dict into ``network`` (:func:`h5_to_state_dict`, then
-    ``load_state_dict``); returns :class:`~maskrcnn.weights.LoadReport` (format ``"matterport_h5"``; the
-    file's layers without a module, and a backbone-only file, in its notes)."""
-    from .weights import LoadReport
-
+    ``load_state_dict``). Returns what :class:`~maskrcnn.weights.LoadReport` reports (``loaded``, ``missing``,
+    ``skipped`` layers, ``notes``: the file's layers without a module, a backbone-only file)."""
     state, h5 = h5_to_state_dict(checkpoint["layers"], network, exclude=exclude, strict=strict, label=label)
     network.load_state_dict(state, strict=False)
-    report = LoadReport(source=label, format=H5_FORMAT, loaded=sorted(state), missing=h5.missing)
-    report.skipped = [f"{layer} (layer)" for layer in h5.skipped]
+    notes = []
     if h5.unused:
-        report.notes.append(f"{len(h5.unused)} layers of the file have no place in the model (not loaded): "
-                            f"{_short(h5.unused)}")
+        notes.append(f"{len(h5.unused)} layers of the file have no place in the model (not loaded): "
+                     f"{_short(h5.unused)}")
     if h5.description is not None and h5.description.backbone_only:
-        report.notes.append("the file holds a backbone only (Keras' ImageNet ResNet?): the rest keeps its "
-                            "initialization")
-    return report
+        notes.append("the file holds a backbone only (Keras' ImageNet ResNet?): the rest keeps its initialization")
+    return {"loaded": sorted(state), "missing": list(h5.missing), "skipped": [f"{layer} (layer)" for layer in h5.skipped],
+            "notes": notes}

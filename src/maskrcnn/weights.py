@@ -375,7 +375,8 @@ def load_weights(
     if fmt == "matterport_h5":
         from .matterport_h5 import load_h5
 
-        report = load_h5(network, obj, label=label, exclude=exclude, strict=strict)
+        report = LoadReport(source=label, format=fmt, **load_h5(network, obj, label=label, exclude=exclude,
+                                                               strict=strict))
         log.info("%s", report)
         return report
     partial = False
