@@ -413,8 +413,14 @@ def compare_image(ours: dict, ref: dict, *, name: str = "", tolerances: dict[str
     detections = None
     if "scores" in ref:
         if edge_flips_ok:
-            match_kwargs.setdefault("excuse_ref", _boundary_detections(ref, ref, _edge_rois(ref)) or ())
-            match_kwargs.setdefault("excuse_ours", _boundary_detections(ours, ref, _edge_rois(ours, ref)) or ())
+            ex_ref = _boundary_detections(ref, ref, _edge_rois(ref)) or set()
+            ex_ours = _boundary_detections(ours, ref, _edge_rois(ours, ref)) or set()
+            # NMS cascades: a detection that overlaps (same class, IoU > 0.3, matterport's
+            # DETECTION_NMS_THRESHOLD) an excused one of the other side may have been suppressed by it there
+            ex_ours |= _overlapping(ours, ref, ex_ref)
+            ex_ref |= _overlapping(ref, ours, ex_ours)
+            match_kwargs.setdefault("excuse_ref", ex_ref)
+            match_kwargs.setdefault("excuse_ours", ex_ours)
             match_kwargs.setdefault("excuse_masks", _mask_edge_detections(ref))
         detections = match_final(ours, ref, **match_kwargs)
     return ImageParity(name, compare_stages(ours, ref, tolerances, edge_flips_ok=edge_flips_ok), detections)
@@ -439,10 +445,22 @@ def _mask_edge_detections(ref: dict) -> set[int]:
     return set(np.nonzero(edge_sensitive(det[:, :4], shape, crop=MASK_POOL_SIZE))[0].tolist())
 
 
+def _overlapping(side: dict, other: dict, excused: set[int], threshold: float = 0.3) -> set[int]:
+    """Detections of ``side`` with the class of, and box IoU > ``threshold`` with, an ``excused``
+    detection of ``other`` (final results: ``rois``, ``class_ids``)."""
+    if not excused or not len(side["scores"]):
+        return set()
+    idx = sorted(excused)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = compute_overlaps(np.asarray(side["rois"], np.float64), np.asarray(other["rois"], np.float64)[idx])
+    same = np.asarray(side["class_ids"])[:, None] == np.asarray(other["class_ids"])[idx][None, :]
+    return set(np.nonzero(((iou > threshold) & same).any(axis=1))[0].tolist())
+
+
 def _in_padding(ref: dict) -> np.ndarray | None:
     """[R] bool: proposals of ``ref`` wholly outside the window (in the padding, where near-tied
     RPN scores over constant features decide which anchors survive)."""
-    if "image_meta" not in ref:
+    if ref.get("image_meta") is None:
         return None
     b = np.asarray(ref["proposals"], np.float64)[0]
     w = window_normalized(ref["image_meta"]).astype(np.float64)
@@ -452,15 +470,19 @@ def _in_padding(ref: dict) -> np.ndarray | None:
 
 def _boundary_detections(side: dict, meta_from: dict, edge_rois: np.ndarray | None) -> set[int] | None:
     """Detections of ``side`` that may differ between correct ports for boundary reasons: those from
-    edge-sensitive ROIs, and those whose box lies wholly in the padding (clipped to a line on the
-    window's edge: zero height or width), which come from near-tied scores over constant padding
-    features, so which of them make it through top-k/NMS is decided by float noise."""
+    edge-sensitive ROIs, those whose box lies wholly in the padding (clipped to a line on the
+    window's edge: zero height or width) and those refined from a proposal wholly in the padding:
+    they come from near-tied scores over constant padding features, so which of them make it
+    through top-k/NMS is decided by float noise."""
     edge = _edge_detections(side, meta_from, edge_rois)
     if "detections" not in side:
         return edge
     det = np.asarray(side["detections"])[0]
     det = det[det[:, 4] > 0]
     flat = set(np.nonzero((det[:, 2] <= det[:, 0]) | (det[:, 3] <= det[:, 1]))[0].tolist())
+    padding = _in_padding({**side, "image_meta": meta_from.get("image_meta")}) if "proposals" in side else None
+    if padding is not None:   # detections refined from a proposal wholly in the padding
+        flat |= _edge_detections(side, meta_from, padding) or set()
     return flat if edge is None else edge | flat
 
 
