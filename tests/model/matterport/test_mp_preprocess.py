@@ -34,9 +34,11 @@ def test_uint8_images_are_truncated_after_resizing():
     assert all(v == int(v) for v in row)  # integers again (truncated), as resize_image's astype(uint8)
 
 
-def test_none_mode_needs_multiples_of_64():
+def test_none_mode_takes_multiples_of_32_as_matterport():
     pre = MatterportPreprocessor(mean=MEAN, resize_mode="none", min_dim=0, max_dim=0)
-    with pytest.raises(ValueError, match="multiples of 64"):
+    batch, _ = pre([torch.zeros((3, 480, 640), dtype=torch.uint8)])  # COCO's size: matterport runs it unpadded
+    assert batch.tensor.shape[-2:] == (480, 640) and batch.windows == [(0, 0, 480, 640)]
+    with pytest.raises(ValueError, match="multiples of 32"):
         pre([torch.zeros((3, 70, 64), dtype=torch.uint8)])
 
 

@@ -123,11 +123,17 @@ def resize_linear(x: Tensor, size: Sequence[int], *, clip: bool = True) -> Tenso
     h, w = int(size[0]), int(size[1])
     x = x.double()
     lo, hi = x.min(), x.max()
-    out = F.pad(x, (1, 1, 1, 1))
+    padded = F.pad(x, (1, 1, 1, 1))
     i0, i1, wy = _axis(x.shape[-2], h, x.device)
-    out = out[..., i0, :] * (1 - wy)[:, None] + out[..., i1, :] * wy[:, None]
     j0, j1, wx = _axis(x.shape[-1], w, x.device)
-    out = out[..., j0] * (1 - wx) + out[..., j1] * wx
+    wy0, wy1, wx0, wx1 = (1 - wy)[:, None], wy[:, None], 1 - wx, wx
+    rows0, rows1 = padded[..., i0, :], padded[..., i1, :]
+    # scipy's order-1 sum, term by term in its order ((value * w_y) * w_x, then accumulated), so that
+    # values that truncate to uint8 afterwards (28.999999999999996 vs 29.0) come out bit for bit the same.
+    out = rows0[..., j0] * wy0 * wx0
+    out = out + rows0[..., j1] * wy0 * wx1
+    out = out + rows1[..., j0] * wy1 * wx0
+    out = out + rows1[..., j1] * wy1 * wx1
     if clip:
         keep_zero = (out == 0) & ~((lo <= 0) & (0 <= hi))
         out = torch.where(keep_zero, out, out.clamp(lo, hi))

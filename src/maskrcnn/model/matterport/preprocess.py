@@ -9,7 +9,7 @@ images ``[3, H, W]`` (uint8 or float, RGB 0-255) to a :class:`MoldedBatch` as ma
   with skimage's linear ``resize`` (:func:`.geometry.resize_linear`), a uint8 image truncated back
   to uint8 as ``resize_image``'s ``astype`` does;
 * padded with black **centred**: ``"square"`` to ``max_dim × max_dim``, ``"pad64"`` to multiples of 64
-  (``"none"`` is not padded: its sides must be multiples of 64); ``"crop"`` in training takes a random
+  (``"none"`` is not padded: its sides must be multiples of 32); ``"crop"`` in training takes a random
   ``min_dim × min_dim`` crop (torch RNG), at inference it behaves as ``"square"``;
 * ``mold_image``: minus ``MEAN_PIXEL`` (no division), float32; padding thus becomes ``-MEAN_PIXEL``.
 
@@ -137,8 +137,9 @@ class MatterportPreprocessor(ImagePreprocessor):
         elif mode == "pad64":
             (top, bottom), (left, right) = _centred(nh, 64 * math.ceil(nh / 64)), _centred(nw, 64 * math.ceil(nw / 64))
         else:  # none
-            if nh % 64 or nw % 64:
-                raise ValueError(f"IMAGE_RESIZE_MODE='none' needs image sides that are multiples of 64, got {nh}x{nw}")
+            if nh % 32 or nw % 32:  # matterport's FPN adds P5 upsampled x2 to C4: it needs multiples of 32
+                raise ValueError(f"IMAGE_RESIZE_MODE='none' needs image sides that are multiples of 32 (matterport's "
+                                 f"FPN), got {nh}x{nw}; use 'square' or 'pad64' for other sizes")
             top = bottom = left = right = 0
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
