@@ -21,10 +21,17 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from .roi_align_dense import dense_is_cheap, roi_align_dense
+
 #: At inference on CPU, a level with at least this many boxes is pooled in ``torch.get_num_threads()``
 #: chunks on a thread pool: torchvision's CPU ``roi_align`` kernel runs on one core and releases the
 #: GIL, and each box is pooled independently, so the result is bit-identical.
 PARALLEL_MIN_ROIS = 64
+#: In training on CPU (grad enabled, features that require grad), small maps are pooled by
+#: :func:`~maskrcnn.model.roi_align_dense.roi_align_dense` (matrix products, equal up to float rounding):
+#: torchvision's CPU backward is a scalar loop. Inference always uses torchvision's kernel (bit-identical
+#: detections).
+DENSE_TRAINING = True
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -150,6 +157,10 @@ class PyramidRoIAlign(nn.Module):
                 sampling_ratio=self.sampling_ratio, aligned=self.aligned,
             )
 
+        if (DENSE_TRAINING and feature.device.type == "cpu" and feature.requires_grad and torch.is_grad_enabled()
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and dense_is_cheap(feature, rois, self.sampling_ratio)):
+            return roi_align_dense(feature, rois, self.output_size, scale, self.sampling_ratio, self.aligned)
         threads = torch.get_num_threads()
         if (threads < 2 or rois.shape[0] < PARALLEL_MIN_ROIS or feature.device.type != "cpu"
                 or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()):
