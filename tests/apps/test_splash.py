@@ -282,11 +282,11 @@ def patched_model(monkeypatch, shared_data):
     model = StandInModel([_result(masks, [1] * masks.shape[2], [0.9] * masks.shape[2])])
     calls = []
 
-    def load_model(weights, device=None, min_confidence=None, optimize=False, amp=None):
+    def load_model(weights, device=None, min_confidence=None, optimize=False, amp=None, class_names=None):
         calls.append((Path(weights), device, optimize, amp, min_confidence))
         return model
 
-    # the CLI's contract: ``load_model(path, device=..., min_confidence=..., optimize=..., amp=...)``
+    # the CLI's contract: ``load_model(path, device=..., min_confidence=..., optimize=..., amp=..., class_names=...)``
     monkeypatch.setattr(detect_app, "load_model", load_model)
     return path, masks, calls
 
