@@ -148,3 +148,13 @@ def test_loss_recorder_and_training_schedule():
 def test_demo_refuses_bad_amounts(tmp_path: Path, capsys, argv, message):
     assert main(["demo", "--out", str(tmp_path / "x"), *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_deterministic_context_sets_and_restores_torch_flags():
+    import torch.utils.deterministic as torch_deterministic
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch_deterministic.fill_uninitialized_memory)
+    with demo.deterministic("cpu"):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch_deterministic.fill_uninitialized_memory is False  # no NaN fill of every new tensor
+    assert (torch.are_deterministic_algorithms_enabled(), torch_deterministic.fill_uninitialized_memory) == before

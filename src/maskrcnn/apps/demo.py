@@ -62,7 +62,7 @@ SHOWN_IMAGES = 4
 @with_cpu_model
 class ShapesDemoConfig(Config):
     """matterport's ShapesConfig at CPU scale: the presets' CPU model on 64-pixel images, the recipe that
-    gave the best mask mAP@0.5 per CPU second in a short search: 0.74 after 400 steps, see BENCHMARKS.md
+    gave the best mask mAP@0.5 per CPU second in two short searches: 0.77 after 400 steps, see BENCHMARKS.md
     (``benchmarks/train_shapes.py`` trains it too)."""
 
     NAME = "shapes_demo"
@@ -76,7 +76,7 @@ class ShapesDemoConfig(Config):
     IMAGE_MIN_DIM = IMAGE_SIZE
     IMAGE_MAX_DIM = IMAGE_SIZE
     RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TRAIN_ROIS_PER_IMAGE = 32
+    TRAIN_ROIS_PER_IMAGE = 64
     PRE_NMS_LIMIT = 500
     POST_NMS_ROIS_TRAINING = 200
     POST_NMS_ROIS_INFERENCE = 250
@@ -98,19 +98,26 @@ def training_attributes(total_steps: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def deterministic(device: Any) -> Iterator[None]:
-    """On the CPU, torch's deterministic algorithms while inside (the previous setting after): with 2 threads
-    some accumulations otherwise differ in the last digits from run to run, and 400 steps amplify that."""
+    """On the CPU, torch's deterministic algorithms while inside (the previous settings after): with 2 threads
+    some accumulations otherwise differ in the last digits from run to run, and 400 steps amplify that.
+    Without torch's NaN-filling of every new tensor (``torch.utils.deterministic.fill_uninitialized_memory``,
+    which deterministic mode turns on): it guards against reading memory before writing it, which these
+    layers never do, and cost thousands of fills per training step."""
     import torch
+    import torch.utils.deterministic as torch_deterministic
 
     if torch.device(device).type != "cpu":
         yield
         return
     before = torch.are_deterministic_algorithms_enabled()
+    fill_before = torch_deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True)
+    torch_deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
+        torch_deterministic.fill_uninitialized_memory = fill_before
 
 
 def _loss_recorder(steps: list[dict]):
