@@ -1,4 +1,4 @@
-"""``maskrcnn demo``: the whole cycle offline, on CPU (about 8 minutes on 2 idle cores), the same model on any machine.
+"""``maskrcnn demo``: the whole cycle offline, on CPU (about 5 minutes on 2 idle cores), the same model on any machine.
 
 :func:`run_demo` makes a synthetic shapes dataset, trains a small Mask R-CNN from scratch
 (the CPU model of :mod:`maskrcnn.presets`: ResNet-18 with GroupNorm, narrow heads) for a

@@ -1,6 +1,6 @@
 """``maskrcnn demo``: offline end-to-end demo on synthetic shapes (train, evaluate, detect, splash, inspect).
 
-    maskrcnn demo                      # a fixed amount of training: about 8 minutes on 2 idle CPU cores
+    maskrcnn demo                      # a fixed amount of training: about 5 minutes on 2 idle CPU cores
     maskrcnn demo --out /tmp/demo --steps 800
     maskrcnn demo --minutes 2          # a time box instead (the model is then less trained)
 """
