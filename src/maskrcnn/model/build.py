@@ -69,7 +69,7 @@ def build_preprocessor(config: Config) -> ImagePreprocessor:
     )
 
 
-def build_anchor_generator(config: Config) -> AnchorGenerator | MatterportAnchorGenerator:
+def build_anchor_generator(config: Config) -> AnchorGenerator:
     """The config's anchors, xyxy pixels of the network input (``ARCHITECTURE = "matterport"``: matterport's
     anchors, :class:`~.matterport.generic.MatterportAnchorGenerator`)."""
     if _is_matterport(config):

@@ -144,9 +144,7 @@ class MaskRCNNNetwork(nn.Module, Probed):
             features = self.backbone(batch.tensor)
             proposals, rpn_losses = self.rpn(batch.tensor.shape[-2:], batch.image_sizes, features, targets)
             _, roi_losses = self.roi_heads(features, proposals, batch.image_sizes, targets)
-            weights = self.config.LOSS_WEIGHTS or {}
-            losses = {**rpn_losses, **roi_losses}
-            return {name: value * float(weights.get(name, 1.0)) for name, value in losses.items()}
+            return self._weighted({**rpn_losses, **roi_losses})
         detection = detection or self.detection_settings()
         with autocast_context(self._inference_amp, device):
             features = self.backbone(batch.tensor)
@@ -155,6 +153,11 @@ class MaskRCNNNetwork(nn.Module, Probed):
         if self._inference_amp is not None:
             detections = [{k: v.float() if v.is_floating_point() else v for k, v in d.items()} for d in detections]
         return self.postprocess(detections, batch)
+
+    def _weighted(self, losses: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each loss times its ``LOSS_WEIGHTS`` entry (1 when absent), read at every call."""
+        weights = self.config.LOSS_WEIGHTS or {}
+        return {name: value * float(weights.get(name, 1.0)) for name, value in losses.items()}
 
     @property
     def architecture(self) -> str:
@@ -174,9 +177,7 @@ class MaskRCNNNetwork(nn.Module, Probed):
             mp_targets = [matterport_target(t) for t in targets]
             proposals, rpn_losses = self.rpn(features, shape, mp_targets)
             _, roi_losses = self.roi_heads(features, proposals, shape, windows, mp_targets)
-            weights = self.config.LOSS_WEIGHTS or {}
-            losses = {**rpn_losses, **roi_losses}
-            return {name: value * float(weights.get(name, 1.0)) for name, value in losses.items()}
+            return self._weighted({**rpn_losses, **roi_losses})
         detection = detection or self.detection_settings()
         proposals, _ = self.rpn(features, shape)
         outputs, _ = self.roi_heads(features, proposals, shape, windows, detection=detection)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..anchors import AnchorGenerator
 from ..boxes import BoxCoder, weights_from_std_dev
 from ..probe import probe
 from .geometry import apply_box_deltas, backbone_shapes, clip_boxes, pyramid_anchors
@@ -91,33 +92,17 @@ class MatterportBoxCoder(BoxCoder):
         return torch.stack((x1, y1, x1 + width + 1, y1 + height + 1), dim=2)
 
 
-class MatterportAnchorGenerator:
+class MatterportAnchorGenerator(AnchorGenerator):
     """matterport's anchors (``generate_pyramid_anchors``) with the :class:`~..anchors.AnchorGenerator` interface.
 
     ``generator(feature_shapes, image_size)`` → per level ``[A_l, 4]`` xyxy pixels of the molded image:
     :func:`pixel_boxes` of :func:`.geometry.pyramid_anchors` (the very anchors the RPN uses, denormalized).
     The levels' grids come from ``image_size`` (``ceil(size / stride)``, as matterport); ``feature_shapes``
-    only give the level count. Not an ``nn.Module`` (no state).
+    only give the level count. No parameters or buffers (nothing in the state dict).
     """
 
-    def __init__(self, *, scales: Sequence[float], ratios: Sequence[float], strides: Sequence[int],
-                 anchor_stride: int = 1) -> None:
-        self.scales = [float(s) for s in scales]
-        self.ratios = [float(r) for r in ratios]
-        self.strides = [int(s) for s in strides]
-        self.anchor_stride = int(anchor_stride)
-
-    @property
-    def num_anchors_per_location(self) -> int:
-        return len(self.ratios)
-
-    def grid_size(self, feature_shape: Sequence[int]) -> tuple[int, int]:
-        """Anchor rows and columns on a level of ``(Hf, Wf)`` (every ``anchor_stride``-th cell)."""
-        s = self.anchor_stride
-        return (-(-int(feature_shape[0]) // s), -(-int(feature_shape[1]) // s))
-
-    def __call__(self, feature_shapes: Sequence[Sequence[int]], image_size: Sequence[int],
-                 device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> list[Tensor]:
+    def forward(self, feature_shapes: Sequence[Sequence[int]], image_size: Sequence[int],
+                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> list[Tensor]:
         if len(feature_shapes) != len(self.scales):
             raise ValueError(f"got {len(feature_shapes)} feature maps for {len(self.scales)} anchor scales")
         shape = (int(image_size[0]), int(image_size[1]))

@@ -58,8 +58,7 @@ def unmold_detections(detections: Tensor, mask_probs: Tensor, *, original_shape:
     full = torch.zeros((rois.shape[0], height, width), dtype=torch.bool, device=detections.device)
     for i, (y1, x1, y2, x2) in enumerate(rois.tolist()):
         resized = resize_mask(masks[i], (y2 - y1, x2 - x1)) >= threshold
-        # numpy slicing semantics: a box reaching past the image is cut there
-        ys, xs = slice(max(y1, 0), y2), slice(max(x1, 0), x2)
-        full[i, ys, xs] = resized[ys.start - y1: ys.start - y1 + max(0, min(y2, height) - ys.start),
-                                  xs.start - x1: xs.start - x1 + max(0, min(x2, width) - xs.start)]
+        # a box reaching past the image (rounding) is cut there
+        top, left, bottom, right = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
+        full[i, top:bottom, left:right] = resized[top - y1:bottom - y1, left - x1:right - x1]
     return {"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full}
