@@ -6,12 +6,13 @@ from maskrcnn import MaskRCNN, MatterportConfig
 from maskrcnn.errors import ConfigError
 
 
-def test_matterport_constructor_line_runs_unchanged(tmp_path):
-    class Tiny(MatterportConfig):
-        NAME = "tiny"
-        NUM_CLASSES = 2
-        BACKBONE = "resnet50"
+class Tiny(MatterportConfig):
+    NAME = "tiny"
+    NUM_CLASSES = 2
+    BACKBONE = "resnet50"
 
+
+def test_matterport_constructor_line_runs_unchanged(tmp_path):
     model = MaskRCNN(mode="training", config=Tiny(), model_dir=str(tmp_path))
     assert model.mode == "training"
     with pytest.raises(ConfigError, match="mode='train'"):
@@ -20,11 +21,6 @@ def test_matterport_constructor_line_runs_unchanged(tmp_path):
 
 def test_matterport_load_weights_line_runs_unchanged(tmp_path):
     from maskrcnn.matterport_h5_write import write_h5
-
-    class Tiny(MatterportConfig):
-        NAME = "tiny"
-        NUM_CLASSES = 2
-        BACKBONE = "resnet50"
 
     source = MaskRCNN(mode="inference", config=Tiny(), model_dir=str(tmp_path))
     path = tmp_path / "mask_rcnn_tiny.h5"
