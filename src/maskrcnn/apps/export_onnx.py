@@ -32,6 +32,12 @@ than one image per call (loop over images), a dynamic input size, and ``"crop"``
 (``torch.onnx.export(..., dynamo=False)``) with torchvision's ONNX symbolics for ``roi_align``
 and ``nms`` (opset ≥ 16 for ``aligned=False`` RoIAlign).
 
+A matterport-architecture model (``ARCHITECTURE = "matterport"``, an ``.h5``) exports differently:
+its graph takes the **molded** image (molding and unmolding stay outside, in :class:`OnnxDetector`),
+and in ``"square"`` mode one graph takes images of any size; see :mod:`.export_onnx_matterport`.
+:func:`export_onnx` and :class:`OnnxDetector` choose by the architecture (the ``maskrcnn.architecture``
+metadata).
+
 Needs the optional packages ``onnx`` and ``onnxruntime`` (``pip install "maskrcnn[onnx]"``).
 """
 
@@ -114,51 +120,69 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     check: bool = True,
 ) -> Path:
-    """Write ``model`` (a :class:`~maskrcnn.detector.MaskRCNN`) as an ONNX graph for ``size = (H, W)``.
+    """Write ``model`` (a :class:`~maskrcnn.detector.MaskRCNN`) as an ONNX graph for ``size = (H, W)``
+    (a matterport-architecture model: :func:`.export_onnx_matterport.export_matterport`).
 
     The file is written under a temporary name and renamed when complete. Metadata (class
     names, input size, MASK_THRESHOLD, the config) is stored in the ONNX ``metadata_props``.
     ``check``: run ``onnx.checker`` on the result. Returns the path.
     """
     config = model.config
+    if opset < 16:
+        raise MaskRCNNError(f"--opset {opset}: RoIAlign with aligned=False needs opset >= 16")
     if getattr(config, "ARCHITECTURE", "torchvision") == "matterport":
-        raise MaskRCNNError(
-            "ONNX export covers the project's own network; this model has ARCHITECTURE='matterport' (matterport's "
-            ".h5 computation, whose data-dependent stages are not exportable yet). Run it in PyTorch: "
-            "`maskrcnn detect`, `maskrcnn splash` or `MaskRCNN.detect`")
-    require_onnx()
-    import onnx
+        from .export_onnx_matterport import export_matterport
 
+        return export_matterport(model, out, size=size, opset=opset, check=check)
+    require_onnx()
     if config.IMAGE_RESIZE_MODE == "crop":
         raise MaskRCNNError("IMAGE_RESIZE_MODE='crop' is a training mode; export with 'square' resizing")
+    height, width = check_size(config, size)
+    example = torch.zeros((3, height, width), dtype=torch.uint8, device=model.network.device)
+    meta = {"input_size": json.dumps([height, width])}
+    return write_graph(model, OnnxGraph(model.network), (example,), out, input_names=[INPUT_NAME],
+                       output_names=list(OUTPUT_NAMES), meta=meta, opset=opset, check=check)
+
+
+def check_size(config: Any, size: Sequence[int] | None) -> tuple[int, int]:
+    """The export's input image size ``(H, W)``: ``size`` checked, or :func:`default_input_size`."""
     if size is None:
         size = default_input_size(config)
     if len(size) != 2 or min(int(s) for s in size) < 32:
         raise MaskRCNNError(f"--size: expected H W of at least 32 pixels, got {list(size)}")
-    height, width = int(size[0]), int(size[1])
+    return int(size[0]), int(size[1])
+
+
+def write_graph(model: InspectableDetector, graph: nn.Module, example: tuple[Tensor, ...],
+                out: str | os.PathLike[str], *, input_names: list[str], output_names: list[str],
+                meta: dict[str, str], opset: int, check: bool) -> Path:
+    """Trace ``graph`` on ``example`` into ``out`` (written under a temporary name, renamed when complete).
+
+    Every output's first axis is dynamic (``detections``). ``meta`` plus the class names,
+    MASK_THRESHOLD and the config are stored in ``metadata_props`` under ``maskrcnn.*``.
+    """
+    import onnx
+
+    config = model.config
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if opset < 16:
-        raise MaskRCNNError(f"--opset {opset}: RoIAlign with aligned=False needs opset >= 16")
-
     network = model.network
     was_training = network.training
     network.eval()
-    graph = OnnxGraph(network).eval()
-    example = torch.zeros((3, height, width), dtype=torch.uint8, device=network.device)
+    graph.eval()
     target = AtomicFile(out)
     tmp = str(target.tmp)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings: shapes are constant by design (fixed size)
             torch.onnx.export(
-                graph, (example,), tmp, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                output_names=list(OUTPUT_NAMES), do_constant_folding=True,
-                dynamic_axes={name: {0: "detections"} for name in OUTPUT_NAMES},
+                graph, example, tmp, dynamo=False, opset_version=opset, input_names=input_names,
+                output_names=output_names, do_constant_folding=True,
+                dynamic_axes={name: {0: "detections"} for name in output_names},
             )
         proto = onnx.load(tmp)
         meta = {
-            "input_size": json.dumps([height, width]),
+            **meta,
             "class_names": json.dumps(list(model.class_names)),
             "mask_threshold": json.dumps(float(config.MASK_THRESHOLD)),
             "config_class": type(config).__name__,
@@ -179,6 +203,10 @@ def export_onnx(
 
 class OnnxDetector:
     """Run an exported graph with onnxruntime; :meth:`detect` returns matterport's result dicts.
+
+    A matterport graph (``architecture == "matterport"``) is run by
+    :class:`~.export_onnx_matterport.MatterportOnnxRunner`: each image is molded as the PyTorch model
+    molds it (any size in ``"square"`` mode) and its detections unmolded; ``letterbox`` does not apply.
 
     Args:
         path: the ``.onnx`` file written by :func:`export_onnx`.
@@ -212,10 +240,23 @@ class OnnxDetector:
         self.input_size: tuple[int, int] = tuple(json.loads(meta[_META_PREFIX + "input_size"]))
         self.class_names: list[str] = json.loads(meta.get(_META_PREFIX + "class_names", "[]"))
         self.mask_threshold = float(json.loads(meta.get(_META_PREFIX + "mask_threshold", "0.5")))
+        self.architecture = meta.get(_META_PREFIX + "architecture", "torchvision")
+        self._matterport = None
+        if self.architecture == "matterport":  # molding and unmolding outside the graph
+            from .export_onnx_matterport import MatterportOnnxRunner
+
+            if self.letterbox:
+                raise MaskRCNNError(f"{self.path}: letterbox=True is for graphs of the project's network; a "
+                                    f"matterport graph molds each image itself (any size in 'square' mode)")
+            self._matterport = MatterportOnnxRunner(self.session, meta, prefix=_META_PREFIX,
+                                                    mask_threshold=self.mask_threshold)
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw outputs for one ``H×W×3`` uint8 RGB image of exactly the export size."""
+        """Raw outputs for one ``H×W×3`` uint8 RGB image of exactly the export size (a matterport graph:
+        any image that molds to the export's molded size; outputs ``detections``, ``mask_probs``, ``window``)."""
         image = _check_image(image, 0)
+        if self._matterport is not None:
+            return self._matterport.run(image, 0)
         if tuple(image.shape[:2]) != self.input_size:
             raise ImageError(f"image of size {image.shape[0]}x{image.shape[1]}: this ONNX model was exported for "
                              f"{self.input_size[0]}x{self.input_size[1]} (re-export with --size "
@@ -242,6 +283,9 @@ class OnnxDetector:
         results = []
         for index, image in enumerate(images):
             image = _check_image(image, index)
+            if self._matterport is not None:
+                results.append(self._matterport.detect(image, index))
+                continue
             height, width = image.shape[:2]
             scale = (1.0, 1.0)
             if (height, width) != self.input_size:

@@ -6,7 +6,8 @@
 The graph takes one ``uint8 [3, H, W]`` RGB image of exactly ``--size H W`` and returns boxes,
 labels, scores and ``M×M`` mask probabilities; preprocessing is inside the graph, mask pasting
 outside (see :mod:`maskrcnn.apps.export_onnx` for the policy and
-:class:`~maskrcnn.apps.export_onnx.OnnxDetector` to run it with onnxruntime).
+:class:`~maskrcnn.apps.export_onnx.OnnxDetector` to run it with onnxruntime). A matterport model
+(``.h5``) exports its network from the molded image on (:mod:`maskrcnn.apps.export_onnx_matterport`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ def run(args: argparse.Namespace) -> int:
     require_onnx()
     size = tuple(args.size) if args.size else default_input_size(model.config)
     path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB): input 'image' uint8 [3, {size[0]}, {size[1]}] RGB; "
+    mb = path.stat().st_size / 2**20
+    if getattr(model.config, "ARCHITECTURE", "torchvision") == "matterport":
+        from ..apps.export_onnx_matterport import molded_size
+
+        hm, wm = molded_size(model.network.preprocessor, *size)
+        print(f"wrote {path} ({mb:.1f} MB): inputs 'molded' float32 [1, 3, {hm}, {wm}] (matterport's mold_inputs) "
+              f"and 'window' [4]; outputs detections [N, 6], mask_probs (run it with OnnxDetector)")
+        return 0
+    print(f"wrote {path} ({mb:.1f} MB): input 'image' uint8 [3, {size[0]}, {size[1]}] RGB; "
           f"outputs boxes (xyxy), labels, scores, mask_probs")
     return 0

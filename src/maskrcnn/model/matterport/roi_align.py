@@ -5,6 +5,9 @@
   give 0 (``extrapolation_value``). This is not torchvision's ``roi_align`` (bin averages).
 * level of a box of normalized size ``h × w`` in a molded image of area ``S``:
   ``min(5, max(2, 4 + round(log2(sqrt(h w) / (224 / sqrt(S))))))`` (round half to even, as ``tf.round``).
+
+While tracing (ONNX export, one image) no control flow depends on the data: every ROI is pooled at
+every level and each keeps its own level's crop (:func:`_exporting`); the values are the same.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def crop_and_resize(image: Tensor, boxes: Tensor, box_indices: Tensor, size: Seq
     n, c, height, width = image.shape
     ch, cw = int(size[0]), int(size[1])
     k = boxes.shape[0]
-    if k == 0:
+    if k == 0 and not _exporting():
         return image.new_zeros((0, c, ch, cw))
     boxes = boxes.to(image.dtype)
     y1, x1, y2, x2 = boxes.unbind(1)
@@ -44,14 +47,29 @@ def crop_and_resize(image: Tensor, boxes: Tensor, box_indices: Tensor, size: Seq
     # pixel 0..size-1; a point outside is set to 0 below, as TensorFlow's extrapolation_value.
     gy = ys * (2.0 / (height - 1)) - 1.0 if height > 1 else torch.zeros_like(ys)
     gx = xs * (2.0 / (width - 1)) - 1.0 if width > 1 else torch.zeros_like(xs)
+    if _exporting():  # one image, every box on it: no loop over the data's image indices
+        if n != 1:
+            raise ValueError(f"crop_and_resize: a traced graph takes one image, got a batch of {n}")
+        return _sample(image, gy, gx) * valid[:, None].to(image.dtype)
     out = image.new_empty((k, c, ch, cw))
     for n in torch.unique(box_indices).tolist():
         sel = torch.nonzero(box_indices == n).flatten()
-        grid = torch.stack(torch.broadcast_tensors(gx[sel][:, None, :], gy[sel][:, :, None]), dim=-1)
-        sampled = F.grid_sample(image[n:n + 1], grid.reshape(1, -1, cw, 2).to(image.dtype), mode="bilinear",
-                                padding_mode="zeros", align_corners=True)
-        out[sel] = sampled.reshape(c, sel.numel(), ch, cw).permute(1, 0, 2, 3)
+        out[sel] = _sample(image[n:n + 1], gy[sel], gx[sel])
     return out * valid[:, None].to(out.dtype)
+
+
+def _sample(image: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
+    """``image [1, C, H, W]`` sampled bilinearly at the points ``gy [K, h]`` × ``gx [K, w]`` → ``[K, C, h, w]``."""
+    c, k, ch, cw = image.shape[1], gy.shape[0], gy.shape[1], gx.shape[1]
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    sampled = F.grid_sample(image, grid.reshape(1, -1, cw, 2).to(image.dtype), mode="bilinear",
+                            padding_mode="zeros", align_corners=True)
+    return sampled.reshape(c, k, ch, cw).permute(1, 0, 2, 3)
+
+
+def _exporting() -> bool:
+    """Whether the computation is being traced (``torch.onnx.export``): data-dependent branches are off."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
 
 
 def _points(start: Tensor, end: Tensor, extent: int, count: int) -> Tensor:
@@ -90,6 +108,12 @@ class MatterportPyramidRoIAlign(torch.nn.Module, Probed):
         batch = torch.arange(b, device=rois.device).repeat_interleave(r)
         levels = roi_levels(flat, image_shape)
         c = features[0].shape[1]
+        if _exporting():  # every ROI at every level, each keeps its own level's crop (one image)
+            out = None
+            for level in range(2, 6):
+                pooled = crop_and_resize(features[level - 2], flat.detach(), batch, self.output_size)
+                out = pooled if out is None else torch.where((levels == level)[:, None, None, None], pooled, out)
+            return out
         out = flat.new_zeros((flat.shape[0], c, *self.output_size), dtype=features[0].dtype)
         for level in range(2, 6):
             idx = torch.nonzero(levels == level).flatten()

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torchvision.ops import nms
 
 from ..probe import Probed, is_recording, probe
+from .detection import top_indices
 from .generic import MatterportAnchorGenerator, MatterportBoxCoder, pixel_boxes, record_proposals, record_rpn
 from .geometry import apply_box_deltas, pyramid_anchors
 from .layers import same_padding
@@ -151,14 +152,14 @@ class MatterportRPN(nn.Module, Probed):
         record = image_shape is not None and is_recording()
         limit = min(limit, anchors.shape[0])
         for s, d in zip(scores, deltas):
-            order = torch.sort(s, descending=True, stable=True).indices[:limit]
+            order = top_indices(s, limit)
             boxes = apply_box_deltas(anchors[order], d[order] * self.bbox_std_dev)
             boxes = boxes.clamp(0.0, 1.0)
             if record:
                 pre_nms.append(pixel_boxes(boxes, image_shape))
             keep = nms(boxes[:, [1, 0, 3, 2]], s[order], self.nms_threshold)[:count]
             kept = boxes[keep]
-            out.append(F.pad(kept, (0, 0, 0, count - kept.shape[0])))
+            out.append(F.pad(kept, (0, 0, 0, count - kept.shape[0])))  # traced with the kept count as data
         if record:
             probe("rpn.pre_nms_boxes", pre_nms)
         return torch.stack(out)

@@ -36,7 +36,8 @@ def unmold_detections(detections: Tensor, mask_probs: Tensor, *, original_shape:
 
     Args:
         detections: ``[D, 6]`` from :func:`.detection.refine_detections`.
-        mask_probs: ``[D, C, 28, 28]`` sigmoid masks of every class.
+        mask_probs: ``[D, C, 28, 28]`` sigmoid masks of every class, or ``[D, 28, 28]`` each detection's
+            own class's mask (the ONNX graph's output).
         original_shape: ``(H, W)`` of the input image; image_shape: ``(h, w)`` of the molded batch;
         window: ``(y1, x1, y2, x2)`` pixels of the image in the molded batch.
 
@@ -47,7 +48,10 @@ def unmold_detections(detections: Tensor, mask_probs: Tensor, *, original_shape:
     zero = torch.nonzero(detections[:, 4] == 0).flatten()
     n = int(zero[0]) if zero.numel() else detections.shape[0]
     boxes, class_ids, scores = detections[:n, :4], detections[:n, 4].long(), detections[:n, 5]
-    masks = mask_probs[torch.arange(n, device=mask_probs.device), class_ids]
+    if mask_probs.dim() == 3:
+        masks = mask_probs[:n]
+    else:
+        masks = mask_probs[torch.arange(n, device=mask_probs.device), class_ids]
     win = norm_boxes(torch.tensor([float(v) for v in window], device=detections.device), image_shape)
     shift = torch.stack([win[0], win[1], win[0], win[1]])
     scale = torch.stack([win[2] - win[0], win[3] - win[1]] * 2)
