@@ -15,13 +15,16 @@ the final-detection acceptance per image (``maskrcnn.evaluation.parity``). Exit 
     python benchmarks/matterport_parity.py --reference /tmp/mpref/r50_pad64 --h5 /tmp/mpref/r50_s0.h5 \
         --image-resize-mode pad64 --image-min-dim 512
     python benchmarks/matterport_parity.py --reference /tmp/mpref/r50_s0 --self-check   # the script itself
+    python benchmarks/matterport_parity.py --reference tests/fixtures/matterport/r50_c81_s0 --versus DIR
 
 BACKBONE and NUM_CLASSES come from the ``.h5``; the resize flags must be the reference run's.
 ``--edge-flips-ok``: boundary cases pass (detections/masks that differ only through matterport's ROI
 pooling at the far image edge, ``maskrcnn.evaluation.parity_edges``; detections and proposals wholly
 in the padding, where scores are tied up to float noise); they are listed either way.
 ``--self-check`` compares the reference with itself (must pass) and with a perturbed copy (must fail),
-without a model.
+without a model. ``--versus DIR`` compares matterport with matterport: another reference run on the same
+``.h5`` (say, on another CPU: TensorFlow's convolutions round differently there) takes our place, with
+the same report, so the two can be told apart from what float rounding does to matterport itself.
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--h5", help="the matterport .h5 the reference ran with")
     w.add_argument("--seeded", metavar="NAME", help="regenerate it without TF from tests/fixtures/matterport/NAME_*")
     w.add_argument("--self-check", action="store_true", help="reference vs itself and vs a perturbed copy")
+    w.add_argument("--versus", nargs="+", metavar="DIR",
+                   help="matterport against matterport: another reference run's .npz (the same .h5, e.g. on another "
+                        "CPU) in place of ours, matched to --reference by file name")
     p.add_argument("--image-resize-mode", choices=["none", "square", "pad64", "crop"])
     p.add_argument("--image-min-dim", type=int)
     p.add_argument("--image-max-dim", type=int)
@@ -159,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         good = all(r.ok for r in results[0::2]) and not any(r.ok for r in results[1::2])
         print(f"self-check {'passed' if good else 'FAILED'}: identical copies pass, perturbed copies fail")
         return 0 if good else 1
+    if args.versus:
+        others = {f.name: f for r in args.versus for f in (sorted(Path(r).glob("*.npz")) if Path(r).is_dir() else [Path(r)])}
+        results = []
+        for f in files:
+            if f.name not in others:
+                raise SystemExit(f"--versus {' '.join(args.versus)}: no {f.name}")
+            ref, other = load_reference(f), load_reference(others[f.name])
+            other = expand_compact(other) if "masks_rle" in other else other  # a compact reference compares as is
+            results.append(compare_image(other, ref, name=f"{others[f.name]} vs {f}", edge_flips_ok=args.edge_flips_ok))
+        print(format_report(results))
+        return 0 if all(r.ok for r in results) else 1
     if not (args.h5 or args.seeded):
         raise SystemExit("one of --h5, --seeded, --self-check is needed")
 

@@ -13,8 +13,10 @@ weight on feature row ``y`` — torchvision's sampling points, edge clamping and
 is the product of its row and column weights and the bin's mean is over the product grid). The
 result equals ``torchvision.ops.roi_align`` up to float rounding (the sums run in another order).
 
-It gathers ``F[b]`` for every box (``R × C × H × W`` values), so :func:`dense_is_cheap` limits it to
-small maps; a fixed ``sampling_ratio`` (> 0) is required (the adaptive grid varies per box).
+Per image it multiplies the row weights of all the image's boxes by the map ``[H, C*W]`` at once (one
+GEMM; the map is not copied per box), then each box's columns (a batched product). Its intermediate
+holds ``R × P × C × W`` values, so :func:`dense_is_cheap` limits it to small maps; a fixed
+``sampling_ratio`` (> 0) is required (the adaptive grid varies per box).
 Boxes are ``[R, 5]`` rows ``(image_index, x1, y1, x2, y2)`` in image pixels, as torchvision's.
 """
 
@@ -23,7 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: The largest map (H × W) and gathered tensor (R × C × H × W values) the dense path takes.
+#: The largest map (H × W) and the largest intermediate (R × C × H × W values, an upper bound of R × P × C × W)
+#: the dense path takes.
 MAX_MAP_CELLS = 32 * 32
 MAX_GATHERED = 1 << 24
 
@@ -77,8 +80,22 @@ def roi_align_dense(feature: Tensor, rois: Tensor, output_size: tuple[int, int],
         roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
     wy = axis_weights(y1, roi_h, out_h, sampling_ratio, height)  # [R, P, H]
     wx = axis_weights(x1, roi_w, out_w, sampling_ratio, width)  # [R, Q, W]
-    gathered = feature.index_select(0, rois[:, 0].long())  # [R, C, H, W]
-    cols = torch.bmm(gathered.reshape(count, channels * height, width), wx.transpose(1, 2))  # [R, C*H, Q]
-    cols = cols.view(count, channels, height, out_w).transpose(1, 2).reshape(count, height, channels * out_w)
-    out = torch.bmm(wy, cols)  # [R, P, C*Q]
+    batch = rois[:, 0].long()
+    ordered = bool((batch[1:] >= batch[:-1]).all())  # boxes come image by image: no reordering needed
+    order = torch.arange(count, device=batch.device) if ordered else torch.argsort(batch, stable=True)
+    counts = torch.bincount(batch, minlength=feature.shape[0]).tolist()
+    pieces = []
+    # Per image, one matrix product over the rows of all its boxes ([Rb*P, H] @ [H, C*W]), then one
+    # batched product over each box's columns: the map is read once per image, not gathered once per box.
+    for image, index in zip(feature.unbind(0), torch.split(order, counts)):
+        boxes = index.numel()
+        if boxes == 0:
+            continue
+        rows = wy[index].reshape(boxes * out_h, height) @ image.transpose(0, 1).reshape(height, channels * width)
+        pieces.append(torch.bmm(rows.view(boxes, out_h * channels, width), wx[index].transpose(1, 2)))  # [Rb, P*C, Q]
+    if not pieces:
+        return feature.new_zeros((count, channels, out_h, out_w))
+    out = torch.cat(pieces)
+    if not ordered:
+        out = out.index_select(0, torch.argsort(order))
     return out.view(count, out_h, channels, out_w).transpose(1, 2).contiguous()
