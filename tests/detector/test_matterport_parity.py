@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "matterport"
 # about a minute each on 2 CPU cores (1024x1024, run_graph + detect): the second one only with -m slow.
 # 3825919971 is the one with an edge flip (see above).
+#: boundary detections (edge flips, padding ties) per image and side that matterport itself shows between
+#: two CPUs (test_matterport_against_itself_on_another_cpu).
+MATTERPORT_SELF_BOUNDARY = 2
 IMAGES = ("3825919971_93fb1ec581_b", pytest.param("14898532020_ba6199dd22_k", marks=pytest.mark.slow))
 
 
@@ -67,5 +70,27 @@ def test_same_detections_as_matterport(model, shared_data, stem):
     result = compare_image(ours, ref, name=stem, edge_flips_ok=True)
     print(format_report([strict, result]))
     assert result.ok, format_report([strict, result])
-    # at most one detection lost and one gained per image, and only through boundary cases
-    assert len(result.detections.excused_ref) <= 1 and len(result.detections.excused_ours) <= 1
+    # only through boundary cases, and no more of them than matterport shows against itself on another CPU
+    assert len(result.detections.excused_ref) <= MATTERPORT_SELF_BOUNDARY
+    assert len(result.detections.excused_ours) <= MATTERPORT_SELF_BOUNDARY
+
+
+def test_matterport_against_itself_on_another_cpu():
+    """matterport's own code, the same .h5 and image, on an Intel Xeon (the fixture) and an AMD EPYC
+    (r50_c81_s0_amd): TensorFlow's convolutions round differently, and the boundary cases flip there too
+    (94 vs 93 detections: ROI 73's class 79 at 0.968 on the Xeon only, the edge flip our port shows).
+    The bound above is this measured amount; everything else agrees as closely as our port does."""
+    from maskrcnn.evaluation.parity import compare_image, format_report
+    from maskrcnn.evaluation.parity_compact import expand_compact
+
+    stem = "3825919971_93fb1ec581_b"
+    with np.load(FIXTURES / "r50_c81_s0" / f"{stem}.npz") as data:
+        xeon = {k: data[k] for k in data.files}
+    with np.load(FIXTURES / "r50_c81_s0_amd" / f"{stem}.npz") as data:
+        amd = expand_compact({k: data[k] for k in data.files})
+    assert (len(xeon["scores"]), len(amd["scores"])) == (94, 93)
+    strict = compare_image(amd, xeon, name=f"{stem}: matterport on AMD vs on Intel (strict)")
+    result = compare_image(amd, xeon, name=f"{stem}: matterport on AMD vs on Intel", edge_flips_ok=True)
+    print(format_report([strict, result]))
+    assert not strict.ok and result.ok
+    assert (len(result.detections.excused_ref), len(result.detections.excused_ours)) == (MATTERPORT_SELF_BOUNDARY, 1)
