@@ -154,7 +154,15 @@ def test_deterministic_context_sets_and_restores_torch_flags():
     import torch.utils.deterministic as torch_deterministic
 
     before = (torch.are_deterministic_algorithms_enabled(), torch_deterministic.fill_uninitialized_memory)
-    with demo.deterministic("cpu"):
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch_deterministic.fill_uninitialized_memory is False  # no NaN fill of every new tensor
-    assert (torch.are_deterministic_algorithms_enabled(), torch_deterministic.fill_uninitialized_memory) == before
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with demo.deterministic("cpu"):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert torch_deterministic.fill_uninitialized_memory is False  # no NaN fill of every new tensor
+        assert (torch.are_deterministic_algorithms_enabled(), torch_deterministic.fill_uninitialized_memory) == before
+        torch.set_num_threads(1)  # one thread is deterministic as it is: the flags stay as they are
+        with demo.deterministic("cpu"):
+            assert torch.are_deterministic_algorithms_enabled() == before[0]
+    finally:
+        torch.set_num_threads(threads)

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="maskrcnn_demo", metavar="DIR",
                         help="folder to write everything to (default: ./maskrcnn_demo)")
     parser.add_argument("--steps", type=int, default=None, metavar="N",
-                        help=f"training steps (default {DEMO_STEPS}: the same model and mAP on any machine, "
+                        help=f"training steps (default {DEMO_STEPS}: the same model and mAP idle or busy, "
                              f"a slower one only takes longer)")
     parser.add_argument("--eval-images", type=int, default=None, metavar="N",
                         help=f"held-out images the mAP is measured on (default {EVAL_IMAGES})")
