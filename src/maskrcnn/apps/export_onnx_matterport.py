@@ -42,7 +42,7 @@ from ..model.matterport.geometry import norm_boxes
 from ..model.matterport.preprocess import MatterportPreprocessor, resize_scale
 from ..model.matterport.unmold import unmold_detections
 from .detector_protocol import InspectableDetector
-from .export_onnx import check_size, require_onnx, write_graph
+from .onnx_file import check_size, require_onnx, write_graph
 
 INPUT_NAMES = ("molded", "window")
 OUTPUT_NAMES = ("detections", "mask_probs")
