@@ -30,14 +30,14 @@ import numpy as np
 
 from .matching import compute_overlaps
 from .parity_compact import masks_to_rle, own_class_masks, rle_from_arrays
-from .parity_edges import detection_rois, edge_sensitive, window_normalized
+from .parity_boundary import (boundary_detections, detection_rows, edge_sensitive_rois, in_padding,
+                              mask_edge_detections, overlapping)
 
 __all__ = ["DEFAULT_TOLERANCES", "STAGES", "Tolerance", "StageResult", "DetectionMatch", "ImageParity", "pair_rows",
            "compare_stages", "match_final", "compare_image", "format_report", "masks_to_rle", "own_class_masks",
            "rle_from_arrays"]
 
 FPN_KEYS = ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6")
-MASK_POOL_SIZE = 14   # matterport Config.MASK_POOL_SIZE: the mask head's crop_and_resize size
 #: Stage order of the report.
 STAGES = ("molded_image", "anchors", *FPN_KEYS, "rpn_class", "rpn_bbox", "proposals", "mrcnn_class",
           "mrcnn_bbox", "detections", "mrcnn_mask")
@@ -233,9 +233,9 @@ def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | Non
     (:mod:`.parity_edges`) are left out of the verdict (and counted in the note).
     """
     tols = {**DEFAULT_TOLERANCES, **(tolerances or {})}
-    edge_rois = _edge_rois(ref)
-    edge_dets = _boundary_detections(ref, ref, edge_rois)
-    mask_edges = _mask_edge_detections(ref)
+    edge_rois = edge_sensitive_rois(ref)
+    edge_dets = boundary_detections(ref, ref, edge_rois)
+    mask_edges = mask_edge_detections(ref)
     out: list[StageResult] = []
     for key in ("molded_image", "anchors", *FPN_KEYS, "rpn_bbox"):
         if key in ref:
@@ -254,7 +254,7 @@ def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | Non
     pairs = None
     if "proposals" in ref:
         if "proposals" in ours:
-            padding = _in_padding(ref) if edge_flips_ok else None
+            padding = in_padding(ref) if edge_flips_ok else None
             res, pairs = _row_stage("proposals", ours["proposals"], ref["proposals"], tols["proposals"], padding)
             out.append(res)
         else:
@@ -292,11 +292,11 @@ def compare_stages(ours: dict, ref: dict, tolerances: dict[str, Tolerance] | Non
         if "detections" in ours:
             ours_edge = None
             if edge_flips_ok:  # the final check's excuses, NMS cascades included, on the detection rows
-                ours_edge = _boundary_detections(ours, ref, _edge_rois(ours, ref)) or set()
+                ours_edge = boundary_detections(ours, ref, edge_sensitive_rois(ours, ref)) or set()
                 ref_edge = set(edge_dets or ())
-                o_rows, r_rows = _detection_rows(ours["detections"]), _detection_rows(ref["detections"])
-                ours_edge |= _overlapping(o_rows, r_rows, ref_edge)
-                ref_edge |= _overlapping(r_rows, o_rows, ours_edge)
+                o_rows, r_rows = detection_rows(ours["detections"]), detection_rows(ref["detections"])
+                ours_edge |= overlapping(o_rows, r_rows, ref_edge)
+                ref_edge |= overlapping(r_rows, o_rows, ours_edge)
             res, det_pairs = _detections_stage(ours["detections"], ref["detections"], tols["detections"],
                                                ref_edge, ours_edge)
             out.append(res)
@@ -420,98 +420,17 @@ def compare_image(ours: dict, ref: dict, *, name: str = "", tolerances: dict[str
     detections = None
     if "scores" in ref:
         if edge_flips_ok:
-            ex_ref = _boundary_detections(ref, ref, _edge_rois(ref)) or set()
-            ex_ours = _boundary_detections(ours, ref, _edge_rois(ours, ref)) or set()
+            ex_ref = boundary_detections(ref, ref, edge_sensitive_rois(ref)) or set()
+            ex_ours = boundary_detections(ours, ref, edge_sensitive_rois(ours, ref)) or set()
             # NMS cascades: a detection that overlaps (same class, IoU > 0.3, matterport's
             # DETECTION_NMS_THRESHOLD) an excused one of the other side may have been suppressed by it there
-            ex_ours |= _overlapping(ours, ref, ex_ref)
-            ex_ref |= _overlapping(ref, ours, ex_ours)
+            ex_ours |= overlapping(ours, ref, ex_ref)
+            ex_ref |= overlapping(ref, ours, ex_ours)
             match_kwargs.setdefault("excuse_ref", ex_ref)
             match_kwargs.setdefault("excuse_ours", ex_ours)
-            match_kwargs.setdefault("excuse_masks", _mask_edge_detections(ref))
+            match_kwargs.setdefault("excuse_masks", mask_edge_detections(ref))
         detections = match_final(ours, ref, **match_kwargs)
     return ImageParity(name, compare_stages(ours, ref, tolerances, edge_flips_ok=edge_flips_ok), detections)
-
-
-def _edge_rois(side: dict, meta_from: dict | None = None) -> np.ndarray | None:
-    """[R] bool: which of ``side``'s proposals are edge-sensitive (None without proposals/image_meta)."""
-    meta = (meta_from or side).get("image_meta")
-    if "proposals" not in side or meta is None:
-        return None
-    shape = np.asarray(meta).reshape(-1)[4:6]
-    return edge_sensitive(np.asarray(side["proposals"])[0], shape)
-
-
-def _mask_edge_detections(ref: dict) -> set[int]:
-    """Indices of ``ref``'s detections whose 14×14 mask crop is edge-sensitive."""
-    if "detections" not in ref or "image_meta" not in ref:
-        return set()
-    det = np.asarray(ref["detections"])[0]
-    det = det[det[:, 4] > 0]
-    shape = np.asarray(ref["image_meta"]).reshape(-1)[4:6]
-    return set(np.nonzero(edge_sensitive(det[:, :4], shape, crop=MASK_POOL_SIZE))[0].tolist())
-
-
-def _overlapping(side: dict, other: dict, excused: set[int], threshold: float = 0.3) -> set[int]:
-    """Detections of ``side`` with the class of, and box IoU > ``threshold`` with, an ``excused``
-    detection of ``other`` (final results: ``rois``, ``class_ids``)."""
-    if not excused or not len(side["scores"]):
-        return set()
-    idx = sorted(excused)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = compute_overlaps(np.asarray(side["rois"], np.float64), np.asarray(other["rois"], np.float64)[idx])
-    same = np.asarray(side["class_ids"])[:, None] == np.asarray(other["class_ids"])[idx][None, :]
-    return set(np.nonzero(((iou > threshold) & same).any(axis=1))[0].tolist())
-
-
-def _detection_rows(detections: np.ndarray) -> dict:
-    """The filled rows of ``detections [1, D, 6]`` as final results (``rois`` normalized y1x1y2x2: IoU does
-    not change with the per-axis scale) for :func:`_overlapping`."""
-    det = np.asarray(detections, np.float64)[0]
-    det = det[det[:, 4] > 0]
-    return {"rois": det[:, :4], "class_ids": det[:, 4].astype(np.int64), "scores": det[:, 5]}
-
-
-def _in_padding(ref: dict) -> np.ndarray | None:
-    """[R] bool: proposals of ``ref`` wholly outside the window (in the padding, where near-tied
-    RPN scores over constant features decide which anchors survive)."""
-    if ref.get("image_meta") is None:
-        return None
-    b = np.asarray(ref["proposals"], np.float64)[0]
-    w = window_normalized(ref["image_meta"]).astype(np.float64)
-    eps = 1e-6
-    return (b[:, 2] <= w[0] + eps) | (b[:, 0] >= w[2] - eps) | (b[:, 3] <= w[1] + eps) | (b[:, 1] >= w[3] - eps)
-
-
-def _boundary_detections(side: dict, meta_from: dict, edge_rois: np.ndarray | None) -> set[int] | None:
-    """Detections of ``side`` that may differ between correct ports for boundary reasons: those from
-    edge-sensitive ROIs, those whose box lies wholly in the padding (clipped to a line on the
-    window's edge: zero height or width) and those refined from a proposal wholly in the padding:
-    they come from near-tied scores over constant padding features, so which of them make it
-    through top-k/NMS is decided by float noise."""
-    edge = _edge_detections(side, meta_from, edge_rois)
-    if "detections" not in side:
-        return edge
-    det = np.asarray(side["detections"])[0]
-    det = det[det[:, 4] > 0]
-    flat = set(np.nonzero((det[:, 2] <= det[:, 0]) | (det[:, 3] <= det[:, 1]))[0].tolist())
-    padding = _in_padding({**side, "image_meta": meta_from.get("image_meta")}) if "proposals" in side else None
-    if padding is not None:   # detections refined from a proposal wholly in the padding
-        flat |= _edge_detections(side, meta_from, padding) or set()
-    return flat if edge is None else edge | flat
-
-
-def _edge_detections(side: dict, meta_from: dict, edge_rois: np.ndarray | None) -> set[int] | None:
-    """Indices of ``side``'s detections that come from edge-sensitive ROIs (None when unknown)."""
-    if edge_rois is None or "detections" not in side:
-        return None
-    if "detection_rois" in side:
-        rois = np.asarray(side["detection_rois"])
-    elif "mrcnn_bbox" in side and "image_meta" in meta_from:
-        rois = detection_rois(side["detections"], side["proposals"], side["mrcnn_bbox"], meta_from["image_meta"])
-    else:
-        return None
-    return {i for i, j in enumerate(rois.tolist()) if 0 <= j < len(edge_rois) and edge_rois[j]}
 
 
 def format_report(results: list[ImageParity]) -> str:
