@@ -62,9 +62,6 @@ __all__ = ["DEFAULT_OPSET", "OnnxDetector", "OnnxGraph", "check_size", "default_
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("boxes", "labels", "scores", "mask_probs")
-_META_PREFIX = META_PREFIX
-
-
 class OnnxGraph(nn.Module):
     """The traced part of the model: ``image uint8 [3,H,W]`` → ``(boxes, labels, scores, mask_probs)``.
 
@@ -107,7 +104,7 @@ def export_onnx(
     config = model.config
     if opset < 16:
         raise MaskRCNNError(f"--opset {opset}: RoIAlign with aligned=False needs opset >= 16")
-    if getattr(config, "ARCHITECTURE", "torchvision") == "matterport":
+    if model.network.architecture == "matterport":
         from .export_onnx_matterport import export_matterport
 
         return export_matterport(model, out, size=size, opset=opset, check=check)
@@ -155,12 +152,12 @@ class OnnxDetector:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise MaskRCNNError(f"{self.path}: not a loadable ONNX model ({exc})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if _META_PREFIX + "input_size" not in meta:
-            raise MaskRCNNError(f"{self.path}: not written by maskrcnn export (no {_META_PREFIX}input_size metadata)")
-        self.input_size: tuple[int, int] = tuple(json.loads(meta[_META_PREFIX + "input_size"]))
-        self.class_names: list[str] = json.loads(meta.get(_META_PREFIX + "class_names", "[]"))
-        self.mask_threshold = float(json.loads(meta.get(_META_PREFIX + "mask_threshold", "0.5")))
-        self.architecture = meta.get(_META_PREFIX + "architecture", "torchvision")
+        if META_PREFIX + "input_size" not in meta:
+            raise MaskRCNNError(f"{self.path}: not written by maskrcnn export (no {META_PREFIX}input_size metadata)")
+        self.input_size: tuple[int, int] = tuple(json.loads(meta[META_PREFIX + "input_size"]))
+        self.class_names: list[str] = json.loads(meta.get(META_PREFIX + "class_names", "[]"))
+        self.mask_threshold = float(json.loads(meta.get(META_PREFIX + "mask_threshold", "0.5")))
+        self.architecture = meta.get(META_PREFIX + "architecture", "torchvision")
         self._matterport = None
         if self.architecture == "matterport":  # molding and unmolding outside the graph
             from .export_onnx_matterport import MatterportOnnxRunner
@@ -168,7 +165,7 @@ class OnnxDetector:
             if self.letterbox:
                 raise MaskRCNNError(f"{self.path}: letterbox=True is for graphs of the project's network; a "
                                     f"matterport graph molds each image itself (any size in 'square' mode)")
-            self._matterport = MatterportOnnxRunner(self.session, meta, prefix=_META_PREFIX,
+            self._matterport = MatterportOnnxRunner(self.session, meta, prefix=META_PREFIX,
                                                     mask_threshold=self.mask_threshold)
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -27,7 +27,6 @@ runner needs.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,7 +38,7 @@ from torch import Tensor, nn
 from ..errors import ImageError, MaskRCNNError
 from ..model.matterport.detection import refine_detections
 from ..model.matterport.geometry import norm_boxes
-from ..model.matterport.preprocess import MatterportPreprocessor, resize_scale
+from ..model.matterport.preprocess import MatterportPreprocessor
 from ..model.matterport.unmold import unmold_detections
 from .detector_protocol import InspectableDetector
 from .onnx_file import check_size, require_onnx, write_graph
@@ -78,19 +77,6 @@ class MatterportOnnxGraph(nn.Module):
         return detections, torch.sigmoid(mask_logits.gather(1, class_ids)[:, 0])
 
 
-def molded_size(preprocessor: MatterportPreprocessor, height: int, width: int) -> tuple[int, int]:
-    """The ``(Hm, Wm)`` an ``height × width`` image molds to at inference (``"crop"`` molds as ``"square"``)."""
-    mode = "square" if preprocessor.resize_mode == "crop" else preprocessor.resize_mode
-    if mode == "square":
-        return int(preprocessor.max_dim), int(preprocessor.max_dim)
-    scale = resize_scale(height, width, mode=mode, min_dim=preprocessor.min_dim, max_dim=preprocessor.max_dim,
-                         min_scale=preprocessor.min_scale)
-    h, w = (round(height * scale), round(width * scale)) if scale != 1.0 else (height, width)
-    if mode == "pad64":
-        return 64 * math.ceil(h / 64), 64 * math.ceil(w / 64)
-    return h, w
-
-
 def export_matterport(model: InspectableDetector, out: str | os.PathLike[str], *, size: Sequence[int] | None,
                       opset: int, check: bool) -> Path:
     """Write a matterport-architecture ``model`` for images of ``size = (H, W)`` (in ``"square"`` mode any
@@ -100,7 +86,7 @@ def export_matterport(model: InspectableDetector, out: str | os.PathLike[str], *
     height, width = check_size(config, size)
     network = model.network
     preprocessor = network.preprocessor
-    molded = molded_size(preprocessor, height, width)
+    molded = preprocessor.molded_size(height, width)
     if molded[0] % 32 or molded[1] % 32:
         raise MaskRCNNError(f"--size {height} {width}: IMAGE_RESIZE_MODE={config.IMAGE_RESIZE_MODE!r} molds it to "
                             f"{molded[0]}x{molded[1]}; matterport's FPN needs multiples of 32")
@@ -138,7 +124,7 @@ class MatterportOnnxRunner:
         PyTorch model molds it; an image that molds to another size raises :class:`ImageError`."""
         height, width = image.shape[:2]
         prep = self.preprocessor
-        size = molded_size(prep, height, width)
+        size = prep.molded_size(height, width)
         if size != self.molded_size:
             raise ImageError(
                 f"images[{index}]: size {height}x{width} molds to {size[0]}x{size[1]} (IMAGE_RESIZE_MODE="
@@ -150,18 +136,22 @@ class MatterportOnnxRunner:
         normalized = norm_boxes(torch.tensor(window, dtype=torch.float32), self.molded_size)
         return batch.tensor.numpy(), normalized.numpy(), window
 
+    def _run(self, image: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+        """Mold ``image`` and run the graph: ``(detections [N,6], mask_probs [N,28,28], window [4], pixel window)``."""
+        molded, window, pixel_window = self.mold(image, index)
+        detections, mask_probs = self.session.run(list(OUTPUT_NAMES), {"molded": molded, "window": window})
+        return detections, mask_probs, window, pixel_window
+
     def run(self, image: np.ndarray, index: int) -> dict[str, np.ndarray]:
         """Raw outputs ``detections [N,6]``, ``mask_probs [N,28,28]`` and the ``window [4]`` the image was given."""
-        molded, window, _ = self.mold(image, index)
-        outputs = self.session.run(list(OUTPUT_NAMES), {"molded": molded, "window": window})
-        return {**dict(zip(OUTPUT_NAMES, outputs)), "window": window}
+        detections, mask_probs, window, _ = self._run(image, index)
+        return {"detections": detections, "mask_probs": mask_probs, "window": window}
 
     def detect(self, image: np.ndarray, index: int) -> dict[str, np.ndarray]:
         """matterport's result dict for one image, unmolded as :meth:`MaskRCNN.detect` unmolds it."""
         from ..detector.maskrcnn import _to_matterport
 
-        molded, window, pixel_window = self.mold(image, index)
-        detections, mask_probs = self.session.run(list(OUTPUT_NAMES), {"molded": molded, "window": window})
+        detections, mask_probs, _, pixel_window = self._run(image, index)
         r = unmold_detections(torch.from_numpy(detections), torch.from_numpy(mask_probs),
                               original_shape=image.shape[:2], image_shape=self.molded_size, window=pixel_window)
         out = {"boxes": r["rois"][:, [1, 0, 3, 2]].float(), "labels": r["class_ids"], "scores": r["scores"],

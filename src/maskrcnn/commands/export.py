@@ -52,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(args.size) if args.size else default_input_size(model.config)
     path = export_onnx(model, out, size=size, opset=args.opset, check=not args.no_check)
     mb = path.stat().st_size / 2**20
-    if getattr(model.config, "ARCHITECTURE", "torchvision") == "matterport":
-        from ..apps.export_onnx_matterport import molded_size
-
-        hm, wm = molded_size(model.network.preprocessor, *size)
+    if model.network.architecture == "matterport":
+        hm, wm = model.network.preprocessor.molded_size(*size)
         print(f"wrote {path} ({mb:.1f} MB): inputs 'molded' float32 [1, 3, {hm}, {wm}] (matterport's mold_inputs) "
               f"and 'window' [4]; outputs detections [N, 6], mask_probs (run it with OnnxDetector)")
         return 0

@@ -51,3 +51,16 @@ def test_targets_follow_the_padding():
     assert batch.windows == [(16, 0, 48, 64)]
     assert out["boxes"].tolist() == [[10.0, 20.0, 20.0, 24.0]]
     assert out["masks"].shape == (1, 64, 64) and out["masks"][0, 20:24, 10:20].all() and out["masks"].sum() == 40
+
+
+@pytest.mark.parametrize("mode,min_dim,max_dim,size,expected", [
+    ("square", 800, 1024, (683, 1024), (1024, 1024)),
+    ("pad64", 512, 1024, (480, 640), (512, 704)),     # scale 512/480: 512 x 683, padded to multiples of 64
+    ("none", 800, 1024, (480, 640), (480, 640)),
+    ("crop", 256, 1024, (300, 500), (1024, 1024)),    # at inference "crop" molds as "square"
+])
+def test_molded_size_is_the_size_molding_gives(mode, min_dim, max_dim, size, expected):
+    prep = MatterportPreprocessor(mean=[0.0, 0.0, 0.0], resize_mode=mode, min_dim=min_dim, max_dim=max_dim)
+    assert prep.molded_size(*size) == expected
+    batch, _ = prep([torch.zeros((3, *size), dtype=torch.uint8)])
+    assert tuple(batch.tensor.shape[-2:]) == expected

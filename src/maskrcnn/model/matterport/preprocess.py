@@ -110,6 +110,22 @@ class MatterportPreprocessor(ImagePreprocessor):
             out_targets = [_pad_masks(t, (height, width)) for t in out_targets]
         return MoldedBatch(tensor, sizes, originals, scales, windows), out_targets
 
+    def molded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(Hm, Wm)`` an ``height × width`` image molds to at inference (``"crop"`` molds as ``"square"``)."""
+        mode = "square" if self.resize_mode == "crop" else self.resize_mode
+        scale = resize_scale(height, width, mode=mode, min_dim=self.min_dim, max_dim=self.max_dim,
+                             min_scale=self.min_scale)
+        size = (round(height * scale), round(width * scale)) if scale != 1.0 else (height, width)
+        return self._padded(size, mode)
+
+    def _padded(self, size: tuple[int, int], mode: str) -> tuple[int, int]:
+        """The padded size of a resized ``(h, w)`` image: ``max_dim²`` (square), multiples of 64 (pad64), as is (none)."""
+        if mode == "square":
+            return self.max_dim, self.max_dim
+        if mode == "pad64":
+            return 64 * math.ceil(size[0] / 64), 64 * math.ceil(size[1] / 64)
+        return size
+
     def mold_one(self, image: Tensor, target: dict[str, Tensor] | None, *, training: bool
                  ) -> tuple[Tensor, dict[str, Tensor] | None, float, tuple[int, int, int, int]]:
         """One image ``[3,H,W]`` → (resized and padded image in 0-255 float64, target, scale, window)."""
@@ -132,15 +148,10 @@ class MatterportPreprocessor(ImagePreprocessor):
             x = x[:, y0:y0 + side, x0:x0 + side]
             target = self._crop_target(target, x0, y0, side)
             return x, target, scale, (0, 0, side, side)
-        if mode == "square":
-            (top, bottom), (left, right) = _centred(nh, self.max_dim), _centred(nw, self.max_dim)
-        elif mode == "pad64":
-            (top, bottom), (left, right) = _centred(nh, 64 * math.ceil(nh / 64)), _centred(nw, 64 * math.ceil(nw / 64))
-        else:  # none
-            if nh % 32 or nw % 32:  # matterport's FPN adds P5 upsampled x2 to C4: it needs multiples of 32
-                raise ValueError(f"IMAGE_RESIZE_MODE='none' needs image sides that are multiples of 32 (matterport's "
-                                 f"FPN), got {nh}x{nw}; use 'square' or 'pad64' for other sizes")
-            top = bottom = left = right = 0
+        if mode == "none" and (nh % 32 or nw % 32):  # matterport's FPN adds P5 upsampled x2 to C4
+            raise ValueError(f"IMAGE_RESIZE_MODE='none' needs image sides that are multiples of 32 (matterport's "
+                             f"FPN), got {nh}x{nw}; use 'square' or 'pad64' for other sizes")
+        (top, bottom), (left, right) = (_centred(n, to) for n, to in zip((nh, nw), self._padded((nh, nw), mode)))
         if top or bottom or left or right:
             x = F.pad(x, (left, right, top, bottom))
             target = _shift_target(target, left, top)
